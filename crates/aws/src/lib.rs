@@ -1,0 +1,9 @@
+//! Adapters at the edge of ipsight: where objects come from and go to.
+//!
+//! The handlers take an [`ObjectStore`]; production passes [`S3Store`], the CLI and some tests pass
+//! [`DirStore`]. Bodies are streams, never whole objects in memory.
+
+pub mod emf;
+pub mod store;
+
+pub use store::{DirStore, ObjectBody, ObjectRef, ObjectStore, S3Store, StoreError};

@@ -1,0 +1,3 @@
+pub mod evaluate;
+pub mod score;
+pub mod train;

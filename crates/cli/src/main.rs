@@ -1,0 +1,31 @@
+//! The `ipsight` command line. Each subcommand lives in `cmd/<name>.rs` and calls the same library
+//! functions as the Lambdas.
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "ipsight", version, about = "Find AWS principals acting from IP addresses they don't normally use")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an IP Insights-compatible model on a tuple CSV (entity,ip)
+    Train(cmd::train::Args),
+    /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
+    Score(cmd::score::Args),
+    /// Evaluate a model on normal and anomalous pairs: AUC, threshold for a false-positive budget, plot
+    Evaluate(cmd::evaluate::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(a) => cmd::train::run(a),
+        Command::Score(a) => cmd::score::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
+    }
+}

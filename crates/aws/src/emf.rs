@@ -6,7 +6,12 @@ use serde_json::{json, Map, Value};
 
 /// Build an EMF log line: `fields` are logged as-is; `metrics` (name → count) also become metrics in
 /// `namespace`, dimensioned by `function`.
-pub fn emf_line(namespace: &str, function: &str, fields: Map<String, Value>, metrics: &[(&str, u64)]) -> String {
+pub fn emf_line(
+    namespace: &str,
+    function: &str,
+    fields: Map<String, Value>,
+    metrics: &[(&str, u64)],
+) -> String {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -38,11 +43,22 @@ mod tests {
     fn shape() {
         let mut f = Map::new();
         f.insert("key".into(), "a/b.json.gz".into());
-        let line = emf_line("ipsight", "prepare-cloudtrail", f, &[("records", 3), ("tuples", 2)]);
+        let line = emf_line(
+            "ipsight",
+            "prepare-cloudtrail",
+            f,
+            &[("records", 3), ("tuples", 2)],
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["records"], 3);
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"], "tuples");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "function");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
+            "tuples"
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "function"
+        );
         assert_eq!(v["function"], "prepare-cloudtrail");
     }
 }

@@ -16,7 +16,10 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
-        Self { bucket: bucket.into(), key: key.into() }
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
     }
 }
 
@@ -39,7 +42,11 @@ pub enum StoreError {
     #[error("{0}: access denied")]
     AccessDenied(ObjectRef),
     #[error("{obj}: {op} failed: {msg}")]
-    Other { obj: ObjectRef, op: &'static str, msg: String },
+    Other {
+        obj: ObjectRef,
+        op: &'static str,
+        msg: String,
+    },
 }
 
 /// The object-store port.
@@ -101,7 +108,11 @@ where
                 (Some(c), None) => c.to_owned(),
                 _ => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
             };
-            StoreError::Other { obj: obj.clone(), op, msg }
+            StoreError::Other {
+                obj: obj.clone(),
+                op,
+                msg,
+            }
         }
     }
 }
@@ -117,15 +128,25 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| sdk_err(obj, "GetObject", e))?;
         let size = out.content_length().and_then(|n| u64::try_from(n).ok());
-        Ok(ObjectBody { reader: Box::pin(out.body.into_async_read()), size })
+        Ok(ObjectBody {
+            reader: Box::pin(out.body.into_async_read()),
+            size,
+        })
     }
 
-    async fn put_file(&self, obj: &ObjectRef, path: &Path, content_type: &str) -> Result<(), StoreError> {
-        let body = ByteStream::from_path(path).await.map_err(|e| StoreError::Other {
-            obj: obj.clone(),
-            op: "PutObject",
-            msg: format!("reading {}: {e}", path.display()),
-        })?;
+    async fn put_file(
+        &self,
+        obj: &ObjectRef,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| StoreError::Other {
+                obj: obj.clone(),
+                op: "PutObject",
+                msg: format!("reading {}: {e}", path.display()),
+            })?;
         self.client
             .put_object()
             .bucket(&obj.bucket)
@@ -138,7 +159,12 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn put_bytes(&self, obj: &ObjectRef, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+    async fn put_bytes(
+        &self,
+        obj: &ObjectRef,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&obj.bucket)
@@ -166,8 +192,13 @@ impl DirStore {
 
     pub fn path(&self, obj: &ObjectRef) -> Result<PathBuf, StoreError> {
         // Keys are attacker-influenced: refuse anything that would escape the root.
-        let bad = |why: &str| StoreError::Other { obj: obj.clone(), op: "path", msg: why.to_owned() };
-        if obj.bucket.is_empty() || obj.bucket.contains(['/', '\\']) || obj.bucket.starts_with('.') {
+        let bad = |why: &str| StoreError::Other {
+            obj: obj.clone(),
+            op: "path",
+            msg: why.to_owned(),
+        };
+        if obj.bucket.is_empty() || obj.bucket.contains(['/', '\\']) || obj.bucket.starts_with('.')
+        {
             return Err(bad("invalid bucket name"));
         }
         let mut p = self.root.join(&obj.bucket);
@@ -182,12 +213,25 @@ impl DirStore {
         Ok(p)
     }
 
-    async fn put_with(&self, obj: &ObjectRef, write: impl AsyncFnOnce(&Path) -> std::io::Result<()>) -> Result<(), StoreError> {
+    async fn put_with(
+        &self,
+        obj: &ObjectRef,
+        write: impl AsyncFnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
         let dest = self.path(obj)?;
-        let io = |e: std::io::Error| StoreError::Other { obj: obj.clone(), op: "put", msg: e.to_string() };
-        let dir = dest.parent().ok_or_else(|| io(std::io::Error::other("no parent")))?;
+        let io = |e: std::io::Error| StoreError::Other {
+            obj: obj.clone(),
+            op: "put",
+            msg: e.to_string(),
+        };
+        let dir = dest
+            .parent()
+            .ok_or_else(|| io(std::io::Error::other("no parent")))?;
         tokio::fs::create_dir_all(dir).await.map_err(io)?;
-        let tmp = tempfile::Builder::new().prefix(".ipsight-tmp").tempfile_in(dir).map_err(io)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".ipsight-tmp")
+            .tempfile_in(dir)
+            .map_err(io)?;
         write(tmp.path()).await.map_err(io)?;
         tmp.persist(&dest).map_err(|e| io(e.error))?;
         Ok(())
@@ -197,21 +241,46 @@ impl DirStore {
 impl ObjectStore for DirStore {
     async fn get(&self, obj: &ObjectRef) -> Result<ObjectBody, StoreError> {
         let path = self.path(obj)?;
-        let f = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound(obj.clone()),
-            _ => StoreError::Other { obj: obj.clone(), op: "open", msg: e.to_string() },
-        })?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StoreError::NotFound(obj.clone()),
+                _ => StoreError::Other {
+                    obj: obj.clone(),
+                    op: "open",
+                    msg: e.to_string(),
+                },
+            })?;
         let size = f.metadata().await.ok().map(|m| m.len());
-        Ok(ObjectBody { reader: Box::pin(f), size })
+        Ok(ObjectBody {
+            reader: Box::pin(f),
+            size,
+        })
     }
 
-    async fn put_file(&self, obj: &ObjectRef, path: &Path, _content_type: &str) -> Result<(), StoreError> {
+    async fn put_file(
+        &self,
+        obj: &ObjectRef,
+        path: &Path,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
         let src = path.to_owned();
-        self.put_with(obj, async move |tmp: &Path| tokio::fs::copy(&src, tmp).await.map(|_| ())).await
+        self.put_with(obj, async move |tmp: &Path| {
+            tokio::fs::copy(&src, tmp).await.map(|_| ())
+        })
+        .await
     }
 
-    async fn put_bytes(&self, obj: &ObjectRef, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
-        self.put_with(obj, async move |tmp: &Path| tokio::fs::write(tmp, &body).await).await
+    async fn put_bytes(
+        &self,
+        obj: &ObjectRef,
+        body: Bytes,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
+        self.put_with(obj, async move |tmp: &Path| {
+            tokio::fs::write(tmp, &body).await
+        })
+        .await
     }
 }
 
@@ -222,7 +291,10 @@ mod tests {
 
     async fn round_trip(store: &impl ObjectStore, bucket: &str) {
         let obj = ObjectRef::new(bucket, "dir/a b+c=d.csv");
-        store.put_bytes(&obj, Bytes::from_static(b"x,1.2.3.4\n"), "text/csv").await.unwrap();
+        store
+            .put_bytes(&obj, Bytes::from_static(b"x,1.2.3.4\n"), "text/csv")
+            .await
+            .unwrap();
         let mut body = store.get(&obj).await.unwrap();
         let mut s = String::new();
         body.reader.read_to_string(&mut s).await.unwrap();
@@ -232,10 +304,20 @@ mod tests {
         std::fs::write(tmp.path(), b"y,5.6.7.8\n").unwrap();
         store.put_file(&obj, tmp.path(), "text/csv").await.unwrap();
         let mut s = String::new();
-        store.get(&obj).await.unwrap().reader.read_to_string(&mut s).await.unwrap();
+        store
+            .get(&obj)
+            .await
+            .unwrap()
+            .reader
+            .read_to_string(&mut s)
+            .await
+            .unwrap();
         assert_eq!(s, "y,5.6.7.8\n");
         let missing = ObjectRef::new(bucket, "nope");
-        assert!(matches!(store.get(&missing).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.get(&missing).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -243,7 +325,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
         round_trip(&store, "bkt").await;
-        assert!(store.path(&ObjectRef::new("bkt", "../../etc/passwd")).is_err());
+        assert!(store
+            .path(&ObjectRef::new("bkt", "../../etc/passwd"))
+            .is_err());
     }
 
     #[tokio::test]

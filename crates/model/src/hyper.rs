@@ -1,0 +1,257 @@
+//! Hyperparameters: SageMaker IP Insights' own names, ranges and defaults, so a job definition moves
+//! between the built-in algorithm and ipsight unchanged. ipsight-only knobs live in [`TrainOptions`]
+//! and [`IpEncoderLayout`], never mixed in with the SageMaker set.
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// The SageMaker IP Insights hyperparameters (names, ranges and defaults as documented by SageMaker).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hyperparameters {
+    /// Number of entity embedding vectors (hash buckets); 1–250,000,000, required.
+    pub num_entity_vectors: u64,
+    /// Size of entity and IP embedding vectors; 4–4096, required.
+    pub vector_dim: u32,
+    /// Report training metrics every this many batches; ≥ 1, default 1000.
+    pub batch_metrics_publish_interval: u64,
+    /// Passes over the training data; ≥ 1, default 10.
+    pub epochs: u32,
+    /// Adam learning rate; 1e-6–10, default 0.001.
+    pub learning_rate: f64,
+    /// Positive pairs per mini-batch; 1–500,000, default 10,000.
+    pub mini_batch_size: u32,
+    /// Dense layers in the IP encoder; 0–100, default 1.
+    pub num_ip_encoder_layers: u32,
+    /// Random negatives (entity + uniformly random IPv4) per positive; 0–500, default 1.
+    pub random_negative_sampling_rate: u32,
+    /// Shuffled negatives (re-paired within the mini-batch) per positive; 0–500, default 1.
+    pub shuffled_negative_sampling_rate: u32,
+    /// L2 weight decay added to Adam's gradients; 0–10, default 0.00001.
+    pub weight_decay: f64,
+}
+
+/// Every SageMaker hyperparameter name, in the documentation's order.
+pub const HYPERPARAMETER_NAMES: [&str; 10] = [
+    "num_entity_vectors",
+    "vector_dim",
+    "batch_metrics_publish_interval",
+    "epochs",
+    "learning_rate",
+    "mini_batch_size",
+    "num_ip_encoder_layers",
+    "random_negative_sampling_rate",
+    "shuffled_negative_sampling_rate",
+    "weight_decay",
+];
+
+impl Hyperparameters {
+    /// The two required values; everything else takes SageMaker's default.
+    pub fn new(num_entity_vectors: u64, vector_dim: u32) -> Self {
+        Self {
+            num_entity_vectors,
+            vector_dim,
+            batch_metrics_publish_interval: 1000,
+            epochs: 10,
+            learning_rate: 0.001,
+            mini_batch_size: 10_000,
+            num_ip_encoder_layers: 1,
+            random_negative_sampling_rate: 1,
+            shuffled_negative_sampling_rate: 1,
+            weight_decay: 0.00001,
+        }
+    }
+
+    /// The settings of the SageMaker IP Insights tutorial notebook (used by the benchmarks).
+    pub fn sagemaker_tutorial() -> Self {
+        Self {
+            num_entity_vectors: 20_000,
+            vector_dim: 128,
+            random_negative_sampling_rate: 5,
+            shuffled_negative_sampling_rate: 1,
+            mini_batch_size: 1000,
+            learning_rate: 0.01,
+            ..Self::new(20_000, 128)
+        }
+    }
+
+    /// Rejects any value outside SageMaker's documented range, naming the parameter and the range.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        fn check<T: PartialOrd + std::fmt::Display>(
+            name: &'static str,
+            v: T,
+            lo: T,
+            hi: Option<T>,
+            range: &'static str,
+        ) -> Result<(), ModelError> {
+            // `!(v >= lo)` rather than `v < lo` so that NaN is rejected too.
+            let bad = !(v >= lo) || hi.is_some_and(|hi| !(v <= hi));
+            if bad {
+                return Err(ModelError::Hyperparameter {
+                    name,
+                    value: v.to_string(),
+                    range,
+                });
+            }
+            Ok(())
+        }
+        let h = self;
+        check(
+            "num_entity_vectors",
+            h.num_entity_vectors,
+            1,
+            Some(250_000_000),
+            "1–250,000,000",
+        )?;
+        check("vector_dim", h.vector_dim, 4, Some(4096), "4–4096")?;
+        check(
+            "batch_metrics_publish_interval",
+            h.batch_metrics_publish_interval,
+            1,
+            None,
+            "≥ 1",
+        )?;
+        check("epochs", h.epochs, 1, None, "≥ 1")?;
+        check(
+            "learning_rate",
+            h.learning_rate,
+            1e-6,
+            Some(10.0),
+            "1e-6–10.0",
+        )?;
+        check(
+            "mini_batch_size",
+            h.mini_batch_size,
+            1,
+            Some(500_000),
+            "1–500,000",
+        )?;
+        check(
+            "num_ip_encoder_layers",
+            h.num_ip_encoder_layers,
+            0,
+            Some(100),
+            "0–100",
+        )?;
+        check(
+            "random_negative_sampling_rate",
+            h.random_negative_sampling_rate,
+            0,
+            Some(500),
+            "0–500",
+        )?;
+        check(
+            "shuffled_negative_sampling_rate",
+            h.shuffled_negative_sampling_rate,
+            0,
+            Some(500),
+            "0–500",
+        )?;
+        check("weight_decay", h.weight_decay, 0.0, Some(10.0), "0.0–10.0")?;
+        let total = h.random_negative_sampling_rate + h.shuffled_negative_sampling_rate;
+        if !(1..=500).contains(&total) {
+            return Err(ModelError::Hyperparameter {
+                name: "random_negative_sampling_rate + shuffled_negative_sampling_rate",
+                value: total.to_string(),
+                range: "1–500",
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets one hyperparameter from its SageMaker name (dashes accepted for underscores) and a string
+    /// value, as SageMaker passes them. Range checks are left to [`Hyperparameters::validate`].
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ModelError> {
+        let key = name.trim().replace('-', "_");
+        let value = value.trim();
+        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ModelError> {
+            v.parse().map_err(|_| ModelError::HyperparameterSyntax {
+                name: name.to_string(),
+                value: v.to_string(),
+            })
+        }
+        match key.as_str() {
+            "num_entity_vectors" => self.num_entity_vectors = num(&key, value)?,
+            "vector_dim" => self.vector_dim = num(&key, value)?,
+            "batch_metrics_publish_interval" => {
+                self.batch_metrics_publish_interval = num(&key, value)?
+            }
+            "epochs" => self.epochs = num(&key, value)?,
+            "learning_rate" => self.learning_rate = num(&key, value)?,
+            "mini_batch_size" => self.mini_batch_size = num(&key, value)?,
+            "num_ip_encoder_layers" => self.num_ip_encoder_layers = num(&key, value)?,
+            "random_negative_sampling_rate" => {
+                self.random_negative_sampling_rate = num(&key, value)?
+            }
+            "shuffled_negative_sampling_rate" => {
+                self.shuffled_negative_sampling_rate = num(&key, value)?
+            }
+            "weight_decay" => self.weight_decay = num(&key, value)?,
+            _ => return Err(ModelError::UnknownHyperparameter(name.to_string())),
+        }
+        Ok(())
+    }
+}
+
+/// ipsight's own IP-encoder table sizes (not SageMaker hyperparameters). They are part of the model:
+/// saved in the file and needed to score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpEncoderLayout {
+    /// Hash buckets for /24 prefixes (2^24 exist; most never appear in one account's logs).
+    pub prefix24_buckets: u32,
+    /// Hash buckets for whole addresses.
+    pub address_buckets: u32,
+}
+
+impl Default for IpEncoderLayout {
+    /// 2^15 buckets each: with vector_dim 128 the model file is about 77 MB (dominated by the exact
+    /// 65,536-row /16 table), which a Lambda reads in well under a second at cold start.
+    fn default() -> Self {
+        Self {
+            prefix24_buckets: 1 << 15,
+            address_buckets: 1 << 15,
+        }
+    }
+}
+
+/// ipsight-specific training knobs: none of these exist in SageMaker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    /// Seeds initialisation, shuffling and negative sampling; with `threads = Some(1)` a run is
+    /// bit-for-bit reproducible.
+    pub seed: u64,
+    /// Worker threads; `None` uses every core.
+    pub threads: Option<usize>,
+    /// IP-encoder table sizes.
+    pub layout: IpEncoderLayout,
+    /// At most this many training pairs are scored to build the calibration quantiles.
+    pub calibration_sample: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0x1b5_16e7,
+            threads: None,
+            layout: IpEncoderLayout::default(),
+            calibration_sample: 2_000_000,
+        }
+    }
+}
+
+impl IpEncoderLayout {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for (name, v) in [
+            ("prefix24_buckets", self.prefix24_buckets),
+            ("address_buckets", self.address_buckets),
+        ] {
+            if !(1..=1 << 24).contains(&v) {
+                return Err(ModelError::Hyperparameter {
+                    name,
+                    value: v.to_string(),
+                    range: "1–16,777,216",
+                });
+            }
+        }
+        Ok(())
+    }
+}

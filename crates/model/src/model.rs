@@ -1,0 +1,450 @@
+//! The trained model in its inference form, scoring, and the model file.
+//!
+//! Inference form: when the IP encoder has at least one dense layer, the first layer is linear on
+//! the *sum* of the four prefix embeddings, so it is folded into the tables at the end of training
+//! (`table · W₁ᵀ`, with the bias added to the /8 table, which every address hits exactly once).
+//! Scoring an address is then four row look-ups and, with the tutorial's single layer, no matrix
+//! product at all: `score = Σₜ entity · folded_tableₜ[rowₜ(ip)]`.
+//!
+//! File layout (all integers and floats little-endian):
+//! ```text
+//! magic        8 bytes  "IPSIGHT\0"
+//! version      u32      FORMAT_VERSION
+//! header_len   u32
+//! header       JSON: hyperparameters, layout, hash scheme, table shapes, calibration, training info
+//! padding      zero bytes up to a multiple of 8 from the start of the file
+//! tables       f32: entity, ip/8, ip/16, ip/24, ip/32, then each remaining layer's W (out×in) and b
+//! crc32        u32 over every byte before it
+//! ```
+use std::io::{BufWriter, Read, Write};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::calibration::Calibration;
+use crate::error::ModelError;
+use crate::hashing::{entity_bucket, ip_rows, HASH_SCHEME};
+use crate::hyper::{Hyperparameters, IpEncoderLayout};
+
+pub const MAGIC: &[u8; 8] = b"IPSIGHT\0";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A dense layer `out = W·in + b`, W row-major out×in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// Facts about the training run, kept in the header for humans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainingInfo {
+    pub pairs: u64,
+    pub epochs: u32,
+    pub seconds: f64,
+    pub final_loss: f64,
+    pub validation_discriminator_auc: Option<f64>,
+}
+
+/// A trained IP Insights-compatible model, ready to score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub(crate) hyper: Hyperparameters,
+    pub(crate) layout: IpEncoderLayout,
+    pub(crate) dim: usize,
+    pub(crate) entity: Vec<f32>,
+    /// /8, /16, /24, /32 tables, first dense layer folded in when there is one.
+    pub(crate) tables: [Vec<f32>; 4],
+    /// Dense layers after the folded first one (ReLU before each).
+    pub(crate) layers: Vec<Dense>,
+    pub(crate) calibration: Calibration,
+    pub(crate) info: TrainingInfo,
+}
+
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise without reassociation flags.
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+impl Model {
+    pub fn hyperparameters(&self) -> &Hyperparameters {
+        &self.hyper
+    }
+    pub fn layout(&self) -> &IpEncoderLayout {
+        &self.layout
+    }
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+    pub fn training_info(&self) -> &TrainingInfo {
+        &self.info
+    }
+    /// `vector_dim`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The entity's embedding (its hash bucket's row; unseen entities share a bucket with others).
+    #[inline]
+    pub fn entity_vector(&self, entity: &str) -> &[f32] {
+        let row = entity_bucket(entity, self.hyper.num_entity_vectors) as usize;
+        &self.entity[row * self.dim..(row + 1) * self.dim]
+    }
+
+    #[inline]
+    fn table_row(&self, t: usize, row: u32) -> &[f32] {
+        let d = self.dim;
+        &self.tables[t][row as usize * d..(row as usize + 1) * d]
+    }
+
+    #[inline]
+    fn rows(&self, ip: Ipv4Addr) -> [u32; 4] {
+        ip_rows(
+            u32::from(ip),
+            self.layout.prefix24_buckets,
+            self.layout.address_buckets,
+        )
+    }
+
+    /// The IP's embedding (the encoder's output), written into `out` (length `dim`).
+    pub fn ip_vector_into(&self, ip: Ipv4Addr, out: &mut [f32]) {
+        let d = self.dim;
+        let r = self.rows(ip);
+        out[..d].copy_from_slice(self.table_row(0, r[0]));
+        for (t, &row) in r.iter().enumerate().skip(1) {
+            for (o, v) in out.iter_mut().zip(self.table_row(t, row)) {
+                *o += v;
+            }
+        }
+        if !self.layers.is_empty() {
+            let mut h = vec![0.0f32; d];
+            for layer in &self.layers {
+                for (hv, &x) in h.iter_mut().zip(out.iter()) {
+                    *hv = x.max(0.0);
+                }
+                for (o, (wrow, b)) in out
+                    .iter_mut()
+                    .zip(layer.w.chunks_exact(layer.inputs).zip(&layer.b))
+                {
+                    *o = dot(wrow, &h) + b;
+                }
+            }
+        }
+    }
+
+    /// The IP's embedding as a new vector.
+    pub fn ip_vector(&self, ip: Ipv4Addr) -> Vec<f32> {
+        let mut v = vec![0.0; self.dim];
+        self.ip_vector_into(ip, &mut v);
+        v
+    }
+
+    /// SageMaker's `dot_product` for one pair: higher = more normal.
+    #[inline]
+    pub fn score(&self, entity: &str, ip: Ipv4Addr) -> f32 {
+        let e = self.entity_vector(entity);
+        if self.layers.is_empty() {
+            // Linear encoder: the dot product distributes over the four summed rows, so no
+            // intermediate vector is built.
+            let r = self.rows(ip);
+            (dot(e, self.table_row(0, r[0])) + dot(e, self.table_row(1, r[1])))
+                + (dot(e, self.table_row(2, r[2])) + dot(e, self.table_row(3, r[3])))
+        } else {
+            dot(e, &self.ip_vector(ip))
+        }
+    }
+
+    /// Scores many pairs on the rayon pool; same order in and out.
+    pub fn score_pairs<S: AsRef<str> + Sync>(&self, pairs: &[(S, Ipv4Addr)]) -> Vec<f32> {
+        pairs
+            .par_iter()
+            .with_min_len(4096)
+            .map(|(e, ip)| self.score(e.as_ref(), *ip))
+            .collect()
+    }
+
+    /// Percentile rank of a score among the training pairs (0–100; low = unusual). See
+    /// [`Calibration::percentile`].
+    pub fn percentile(&self, score: f32) -> f64 {
+        self.calibration.percentile(score)
+    }
+
+    /// Score threshold that flags about `fpr` (0–1) of known-normal activity.
+    pub fn threshold_for_fpr(&self, fpr: f64) -> f32 {
+        self.calibration.threshold_for_fpr(fpr)
+    }
+
+    fn table_shapes(&self) -> Vec<TableShape> {
+        let d = self.dim;
+        let mut v = vec![
+            TableShape::new("entity", self.entity.len() / d, d),
+            TableShape::new("ip_prefix8", self.tables[0].len() / d, d),
+            TableShape::new("ip_prefix16", self.tables[1].len() / d, d),
+            TableShape::new("ip_prefix24_hashed", self.tables[2].len() / d, d),
+            TableShape::new("ip_address_hashed", self.tables[3].len() / d, d),
+        ];
+        for (i, l) in self.layers.iter().enumerate() {
+            v.push(TableShape::new(
+                &format!("encoder_layer{}_weight", i + 2),
+                l.outputs,
+                l.inputs,
+            ));
+            v.push(TableShape::new(
+                &format!("encoder_layer{}_bias", i + 2),
+                l.outputs,
+                1,
+            ));
+        }
+        v
+    }
+
+    fn all_tables(&self) -> Vec<&[f32]> {
+        let mut v: Vec<&[f32]> = vec![
+            &self.entity,
+            &self.tables[0],
+            &self.tables[1],
+            &self.tables[2],
+            &self.tables[3],
+        ];
+        for l in &self.layers {
+            v.push(&l.w);
+            v.push(&l.b);
+        }
+        v
+    }
+
+    /// Writes the model file (see the module docs for the layout).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        let file = std::fs::File::create(path.as_ref())?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        self.write_to(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    }
+
+    /// Writes the model to any writer.
+    pub fn write_to(&self, w: &mut impl Write) -> Result<(), ModelError> {
+        let header = Header {
+            format: "ipsight IP Insights-compatible model".into(),
+            hyperparameters: self.hyper.clone(),
+            layout: self.layout,
+            hash_scheme: HASH_SCHEME.into(),
+            inference_form: "first encoder layer folded into the IP tables; bias in ip_prefix8; \
+                             ReLU before each remaining layer"
+                .into(),
+            tables: self.table_shapes(),
+            calibration: self.calibration.clone(),
+            training: self.info.clone(),
+        };
+        let header = serde_json::to_vec(&header).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        let mut crc = crc32fast::Hasher::new();
+        let mut put = |w: &mut dyn Write, bytes: &[u8]| -> Result<(), ModelError> {
+            crc.update(bytes);
+            w.write_all(bytes)?;
+            Ok(())
+        };
+        put(w, MAGIC)?;
+        put(w, &FORMAT_VERSION.to_le_bytes())?;
+        put(w, &(header.len() as u32).to_le_bytes())?;
+        put(w, &header)?;
+        let pad = padding(16 + header.len());
+        put(w, &[0u8; 8][..pad])?;
+        for t in self.all_tables() {
+            if cfg!(target_endian = "little") {
+                put(w, bytemuck::cast_slice(t))?;
+            } else {
+                let bytes: Vec<u8> = t.iter().flat_map(|f| f.to_le_bytes()).collect();
+                put(w, &bytes)?;
+            }
+        }
+        let sum = crc.finalize();
+        w.write_all(&sum.to_le_bytes())?;
+        Ok(())
+    }
+
+    /// Reads a model file. Tables are read straight into their final buffers (no per-float parsing);
+    /// a file of another format version, a truncated or a corrupted one is refused.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+        let file = std::fs::File::open(path.as_ref())?;
+        // Tables are read with large read_exact calls; a small buffer only helps the header.
+        let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+        Self::read_from(&mut r)
+    }
+
+    /// Reads a model from any reader (see [`Model::load`]).
+    pub fn read_from(r: &mut impl Read) -> Result<Self, ModelError> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut get =
+            |r: &mut dyn Read, buf: &mut [u8], what: &'static str| -> Result<(), ModelError> {
+                r.read_exact(buf).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => ModelError::Truncated(what),
+                    _ => ModelError::Io(e),
+                })?;
+                crc.update(buf);
+                Ok(())
+            };
+        let mut magic = [0u8; 8];
+        get(r, &mut magic, "magic")?;
+        if &magic != MAGIC {
+            return Err(ModelError::BadMagic);
+        }
+        let mut word = [0u8; 4];
+        get(r, &mut word, "format version")?;
+        let version = u32::from_le_bytes(word);
+        if version != FORMAT_VERSION {
+            return Err(ModelError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        get(r, &mut word, "header length")?;
+        let header_len = u32::from_le_bytes(word) as usize;
+        if header_len > 64 << 20 {
+            return Err(ModelError::Corrupt(format!(
+                "header length {header_len} is implausible"
+            )));
+        }
+        let mut header = vec![0u8; header_len];
+        get(r, &mut header, "header")?;
+        let mut pad = [0u8; 8];
+        get(r, &mut pad[..padding(16 + header_len)], "padding")?;
+        let header: Header = serde_json::from_slice(&header).map_err(|e| {
+            ModelError::Corrupt(format!(
+                "header is not valid JSON ({e}); is the checksum intact?"
+            ))
+        })?;
+        header.hyperparameters.validate()?;
+        header.layout.validate()?;
+        if header.hash_scheme != HASH_SCHEME {
+            return Err(ModelError::Corrupt(format!(
+                "unknown hash scheme {:?} (this build uses {HASH_SCHEME:?})",
+                header.hash_scheme
+            )));
+        }
+        let hp = &header.hyperparameters;
+        let d = hp.vector_dim as usize;
+        let l = &header.layout;
+        // The shapes are fully determined by the hyperparameters and layout; anything else is corrupt.
+        let expected = {
+            let layers = hp.num_ip_encoder_layers.saturating_sub(1) as usize;
+            let mut v = vec![
+                (hp.num_entity_vectors as usize, d),
+                (256, d),
+                (65536, d),
+                (l.prefix24_buckets as usize, d),
+                (l.address_buckets as usize, d),
+            ];
+            for _ in 0..layers {
+                v.push((d, d));
+                v.push((d, 1));
+            }
+            v
+        };
+        let shapes: Vec<(usize, usize)> = header.tables.iter().map(|t| (t.rows, t.cols)).collect();
+        if shapes != expected {
+            return Err(ModelError::Corrupt(format!(
+                "table shapes {shapes:?} do not match the hyperparameters (expected {expected:?})"
+            )));
+        }
+        let mut tables = Vec::with_capacity(expected.len());
+        for (rows, cols) in expected {
+            let mut t = vec![0.0f32; rows * cols];
+            get(r, bytemuck::cast_slice_mut(&mut t), "tables")?;
+            if cfg!(target_endian = "big") {
+                for v in &mut t {
+                    *v = f32::from_bits(u32::from_le(v.to_bits()));
+                }
+            }
+            tables.push(t);
+        }
+        let computed = crc.finalize();
+        let mut stored = [0u8; 4];
+        r.read_exact(&mut stored)
+            .map_err(|_| ModelError::Truncated("checksum"))?;
+        let stored = u32::from_le_bytes(stored);
+        if stored != computed {
+            return Err(ModelError::Checksum { stored, computed });
+        }
+        let mut extra = [0u8; 1];
+        if r.read(&mut extra)? != 0 {
+            return Err(ModelError::Corrupt(
+                "trailing bytes after the checksum".into(),
+            ));
+        }
+        let mut it = tables.into_iter();
+        let mut next = || it.next().expect("shape list checked above");
+        let entity = next();
+        let t = [next(), next(), next(), next()];
+        let mut layers = Vec::new();
+        for _ in 0..hp.num_ip_encoder_layers.saturating_sub(1) {
+            layers.push(Dense {
+                w: next(),
+                b: next(),
+                inputs: d,
+                outputs: d,
+            });
+        }
+        Ok(Model {
+            hyper: header.hyperparameters,
+            layout: header.layout,
+            dim: d,
+            entity,
+            tables: t,
+            layers,
+            calibration: header.calibration,
+            info: header.training,
+        })
+    }
+}
+
+fn padding(len: usize) -> usize {
+    (8 - len % 8) % 8
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TableShape {
+    name: String,
+    rows: usize,
+    cols: usize,
+}
+
+impl TableShape {
+    fn new(name: &str, rows: usize, cols: usize) -> Self {
+        Self {
+            name: name.into(),
+            rows,
+            cols,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: String,
+    hyperparameters: Hyperparameters,
+    layout: IpEncoderLayout,
+    hash_scheme: String,
+    inference_form: String,
+    tables: Vec<TableShape>,
+    calibration: Calibration,
+    training: TrainingInfo,
+}

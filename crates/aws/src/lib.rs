@@ -4,6 +4,8 @@
 //! [`DirStore`]. Bodies are streams, never whole objects in memory.
 
 pub mod emf;
+pub mod scorer;
 pub mod store;
 
+pub use scorer::{Pair, Score, ScoreError, Scorer};
 pub use store::{DirStore, ObjectBody, ObjectRef, ObjectStore, S3Store, StoreError};

@@ -107,6 +107,14 @@ impl SkipCounts {
     pub fn total(&self) -> u64 {
         self.no_principal + self.missing_ip + self.aws_internal + self.service_host + self.ipv6
     }
+
+    fn merge(&mut self, o: SkipCounts) {
+        self.no_principal += o.no_principal;
+        self.missing_ip += o.missing_ip;
+        self.aws_internal += o.aws_internal;
+        self.service_host += o.service_host;
+        self.ipv6 += o.ipv6;
+    }
 }
 
 /// What a writer produced.
@@ -136,6 +144,35 @@ pub struct Summary {
     pub other_keys: Vec<String>,
     /// S3-style zero-byte folder keys (`…/`) matching the markers (filled when `folder_markers`).
     pub folder_keys: Vec<String>,
+}
+
+impl Summary {
+    /// Count written records: totals, expected tuples and skips.
+    pub(crate) fn count(&mut self, world: &World, events: &[Event]) {
+        self.records += events.len() as u64;
+        for e in events {
+            match world.tuple_of(e) {
+                Ok(_) => self.expected_tuples += 1,
+                Err(r) => self.skipped.add(r),
+            }
+        }
+    }
+
+    /// Add another summary (e.g. of a later day) to this one.
+    pub fn merge(&mut self, o: Summary) {
+        self.log_files += o.log_files;
+        self.digest_files += o.digest_files;
+        self.insight_files += o.insight_files;
+        self.folder_markers += o.folder_markers;
+        self.records += o.records;
+        self.expected_tuples += o.expected_tuples;
+        self.skipped.merge(o.skipped);
+        self.uncompressed_bytes += o.uncompressed_bytes;
+        self.compressed_bytes += o.compressed_bytes;
+        self.keys.extend(o.keys);
+        self.other_keys.extend(o.other_keys);
+        self.folder_keys.extend(o.folder_keys);
+    }
 }
 
 /// Counts bytes on their way into the inner writer.
@@ -404,6 +441,9 @@ pub(crate) fn write_records<W: Write>(
     w.write_all(b"]}")
 }
 
+/// A day's partial summary and the directories it wrote into.
+type DayOutput = (Summary, BTreeSet<String>);
+
 struct LogFileInfo {
     key: String,
     oldest: i64,
@@ -412,91 +452,52 @@ struct LogFileInfo {
 
 /// Write the world's CloudTrail bucket under `dir` (see the module docs for the layout).
 ///
-/// Memory holds one day of events (a few dozen bytes each) and one 256 KiB buffer; records are
-/// rendered straight into the gzip stream. The [`Summary`] says how many tuples a correct preparer
-/// must produce and how many records it must skip, by reason.
+/// Days are written in parallel (one thread per core, each holding one day of events — a few
+/// dozen bytes per event — and a 256 KiB buffer); records are rendered straight into the gzip
+/// stream. Output bytes and [`Summary`] (merged in day order) do not depend on the thread count.
+/// The summary says how many tuples a correct preparer must produce and how many records it must
+/// skip, by reason.
 pub fn write_cloudtrail(world: &World, dir: &Path, opts: &CloudTrailOptions) -> Result<Summary> {
     let days = opts.days.clone().unwrap_or(0..world.config.days);
-    let window = opts.file_window_secs.max(60);
-    let max = opts.max_records_per_file.max(1);
+    let n_days = days.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(n_days.max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<DayOutput>>> = (0..n_days).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n_days {
+                            break;
+                        }
+                        let r = write_day(world, dir, opts, days.start + i as u32);
+                        let failed = r.is_err();
+                        mine.push((i, r));
+                        if failed {
+                            break;
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().expect("writer thread panicked") {
+                results[i] = Some(r);
+            }
+        }
+    });
     let mut sum = Summary::default();
     let mut dirs = BTreeSet::new();
-    let home_region = world.region_name(0).to_owned();
-    for day in days.clone() {
-        let events = world.day_events(day);
-        let mut files: Vec<Vec<LogFileInfo>> = (0..world.accounts.len()
-            * world.config.regions.len())
-            .map(|_| Vec::new())
-            .collect();
-        let mut i = 0;
-        while i < events.len() {
-            let e0 = &events[i];
-            let win = e0.time.div_euclid(window);
-            let mut j = i + 1;
-            while j < events.len()
-                && j - i < max
-                && events[j].account == e0.account
-                && events[j].region == e0.region
-                && events[j].time.div_euclid(window) == win
-            {
-                j += 1;
-            }
-            let chunk = &events[i..j];
-            let acct = &world.accounts[e0.account].id;
-            let region = world.region_name(e0.region);
-            let stamp_t = (win * window + window - 1)
-                .min(chunk[chunk.len() - 1].time.div_euclid(86_400) * 86_400 + 86_399);
-            let mut r = Prng::derive(
-                world.config.seed,
-                TAG_FILE,
-                mix(e0.account as u64, e0.region as u64),
-                mix(win as u64, i as u64),
-            );
-            let mut suffix = String::with_capacity(16);
-            r.push_chars(&mut suffix, ALNUM, 16);
-            let dir_key = format!(
-                "{}CloudTrail/{}/{}/",
-                account_prefix(world, e0.account, opts.organization_trail),
-                region,
-                date_path(e0.time)
-            );
-            let key = format!(
-                "{dir_key}{acct}_CloudTrail_{region}_{}_{suffix}.json.gz",
-                file_stamp(stamp_t)
-            );
-            let mut f = GzFile::create(&dir.join(&key), opts.gzip_level)?;
-            write_records(&mut f.w, world, chunk).map_err(f.err())?;
-            let (u, c) = f.finish()?;
-            sum.uncompressed_bytes += u;
-            sum.compressed_bytes += c;
-            sum.log_files += 1;
-            sum.records += chunk.len() as u64;
-            for e in chunk {
-                match world.tuple_of(e) {
-                    Ok(_) => sum.expected_tuples += 1,
-                    Err(r) => sum.skipped.add(r),
-                }
-            }
-            files[e0.account * world.config.regions.len() + e0.region].push(LogFileInfo {
-                key: key.clone(),
-                oldest: chunk[0].time,
-                newest: chunk[chunk.len() - 1].time,
-            });
-            dirs.insert(dir_key);
-            sum.keys.push(key);
-            i = j;
-        }
-        if opts.digests {
-            for acct in 0..world.accounts.len() {
-                for region in 0..world.config.regions.len() {
-                    let list = &files[acct * world.config.regions.len() + region];
-                    let key =
-                        write_digest(world, dir, opts, acct, region, day, list, &home_region)?;
-                    sum.digest_files += 1;
-                    sum.other_keys.push(key);
-                }
-            }
-        }
+    for r in results.into_iter().flatten() {
+        let (d, ds) = r?;
+        sum.merge(d);
+        dirs.extend(ds);
     }
     if opts.insights && !days.is_empty() {
         for acct in 0..world.accounts.len() {
@@ -526,6 +527,84 @@ pub fn write_cloudtrail(world: &World, dir: &Path, opts: &CloudTrailOptions) -> 
         }
     }
     Ok(sum)
+}
+
+/// One day of log files and digests; returns its partial summary and the directories written.
+fn write_day(world: &World, dir: &Path, opts: &CloudTrailOptions, day: u32) -> Result<DayOutput> {
+    let window = opts.file_window_secs.max(60);
+    let max = opts.max_records_per_file.max(1);
+    let home_region = world.region_name(0).to_owned();
+    let mut sum = Summary::default();
+    let mut dirs = BTreeSet::new();
+    let events = world.day_events(day);
+    let n_regions = world.config.regions.len();
+    let mut files: Vec<Vec<LogFileInfo>> = (0..world.accounts.len() * n_regions)
+        .map(|_| Vec::new())
+        .collect();
+    let mut i = 0;
+    while i < events.len() {
+        let e0 = &events[i];
+        let win = e0.time.div_euclid(window);
+        let mut j = i + 1;
+        while j < events.len()
+            && j - i < max
+            && events[j].account == e0.account
+            && events[j].region == e0.region
+            && events[j].time.div_euclid(window) == win
+        {
+            j += 1;
+        }
+        let chunk = &events[i..j];
+        let last = chunk[chunk.len() - 1].time;
+        let acct = &world.accounts[e0.account].id;
+        let region = world.region_name(e0.region);
+        // File name time: the end of the delivery window, kept within the day of its records.
+        let stamp_t = (win * window + window - 1).min(last.div_euclid(86_400) * 86_400 + 86_399);
+        let mut r = Prng::derive(
+            world.config.seed,
+            TAG_FILE,
+            mix(e0.account as u64, e0.region as u64),
+            mix(win as u64, i as u64),
+        );
+        let mut suffix = String::with_capacity(16);
+        r.push_chars(&mut suffix, ALNUM, 16);
+        let dir_key = format!(
+            "{}CloudTrail/{}/{}/",
+            account_prefix(world, e0.account, opts.organization_trail),
+            region,
+            date_path(e0.time)
+        );
+        let key = format!(
+            "{dir_key}{acct}_CloudTrail_{region}_{}_{suffix}.json.gz",
+            file_stamp(stamp_t)
+        );
+        let mut f = GzFile::create(&dir.join(&key), opts.gzip_level)?;
+        write_records(&mut f.w, world, chunk).map_err(f.err())?;
+        let (u, c) = f.finish()?;
+        sum.uncompressed_bytes += u;
+        sum.compressed_bytes += c;
+        sum.log_files += 1;
+        sum.count(world, chunk);
+        files[e0.account * n_regions + e0.region].push(LogFileInfo {
+            key: key.clone(),
+            oldest: chunk[0].time,
+            newest: last,
+        });
+        dirs.insert(dir_key);
+        sum.keys.push(key);
+        i = j;
+    }
+    if opts.digests {
+        for acct in 0..world.accounts.len() {
+            for region in 0..n_regions {
+                let list = &files[acct * n_regions + region];
+                let key = write_digest(world, dir, opts, acct, region, day, list, &home_region)?;
+                sum.digest_files += 1;
+                sum.other_keys.push(key);
+            }
+        }
+    }
+    Ok((sum, dirs))
 }
 
 #[allow(clippy::too_many_arguments)]

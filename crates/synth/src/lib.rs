@@ -4,6 +4,7 @@
 //! Same [`SynthConfig`] (seed included) → byte-identical output, forever: the generator uses its
 //! own PRNG ([`rng::Prng`]) and no clock, hash map order or thread scheduling. See [`world`] for
 //! the world model, [`cloudtrail`] for the bucket layout.
+pub mod bench;
 pub mod catalog;
 pub mod cloudtrail;
 pub mod geo;
@@ -11,6 +12,7 @@ pub mod rng;
 pub mod time;
 pub mod world;
 
+pub use bench::{benchmark_config, write_benchmark_trail, write_large_object};
 pub use cloudtrail::{write_cloudtrail, CloudTrailOptions, SkipCounts, Summary};
 pub use world::{
     Account, Actor, ActorKind, Identity, IdentityKind, SkipReason, SynthConfig, World,

@@ -213,6 +213,53 @@ pub fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 224)
 }
 
+/// Who announces an address, as GuardDuty's `remoteIpDetails` would say: `(country name, city,
+/// organisation)`. Looks the /16 up in the country, hosting and EC2 tables; `None` if unknown.
+pub fn whois(ip: Ipv4Addr) -> Option<(&'static str, &'static str, Isp)> {
+    let [a, b, _, _] = ip.octets();
+    for c in COUNTRIES {
+        if let Some(i) = c.isps.iter().find(|i| i.net16 == [a, b]) {
+            return Some((c.name, c.city, *i));
+        }
+    }
+    for (k, h) in HOSTING.iter().enumerate() {
+        if h.net16 == [a, b] {
+            let (country, city) = HOSTING_LOCATIONS[k];
+            return Some((country, city, *h));
+        }
+    }
+    for (region, country, city) in [
+        ("us-east-1", "United States", "Ashburn"),
+        ("us-west-2", "United States", "Boardman"),
+        ("eu-west-1", "Ireland", "Dublin"),
+        ("eu-central-1", "Germany", "Frankfurt am Main"),
+        ("ap-southeast-1", "Singapore", "Singapore"),
+        ("other", "United States", "Columbus"),
+    ] {
+        if ec2_ranges(region).contains(&[a, b]) {
+            return Some((
+                country,
+                city,
+                Isp {
+                    name: "Amazon.com",
+                    asn: 16509,
+                    net16: [a, b],
+                },
+            ));
+        }
+    }
+    None
+}
+
+/// `(country, city)` of each [`HOSTING`] provider's /16.
+pub static HOSTING_LOCATIONS: &[(&str, &str)] = &[
+    ("United States", "North Bergen"),
+    ("France", "Roubaix"),
+    ("Germany", "Falkenstein"),
+    ("Netherlands", "Amsterdam"),
+    ("Romania", "Bucharest"),
+];
+
 /// The /24 an address belongs to, as its first three octets.
 #[inline]
 pub fn net24(ip: Ipv4Addr) -> [u8; 3] {

@@ -8,12 +8,17 @@ pub mod bench;
 pub mod catalog;
 pub mod cloudtrail;
 pub mod geo;
+pub mod guardduty;
 pub mod rng;
 pub mod time;
 pub mod world;
 
 pub use bench::{benchmark_config, write_benchmark_trail, write_large_object};
 pub use cloudtrail::{write_cloudtrail, CloudTrailOptions, SkipCounts, Summary};
+pub use guardduty::{
+    eventbridge_event, generate_findings, write_eventbridge_events, write_findings_json,
+    write_guardduty_export, FindingsOptions, LabeledFinding,
+};
 pub use world::{
     Account, Actor, ActorKind, Identity, IdentityKind, SkipReason, SynthConfig, World,
 };

@@ -12,10 +12,15 @@ fn large_object_reaches_target_and_parses() {
     let target = 6 << 20;
     let gz = dir.join("big/object.json.gz");
     let sum = write_large_object(&gz, target, 11).unwrap();
-    assert!(sum.uncompressed_bytes >= target && sum.uncompressed_bytes < target + 8192, "{sum:?}");
+    assert!(
+        sum.uncompressed_bytes >= target && sum.uncompressed_bytes < target + 8192,
+        "{sum:?}"
+    );
     assert!(sum.compressed_bytes < sum.uncompressed_bytes / 3);
     let mut s = String::new();
-    GzDecoder::new(fs::File::open(&gz).unwrap()).read_to_string(&mut s).unwrap();
+    GzDecoder::new(fs::File::open(&gz).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s.len() as u64, sum.uncompressed_bytes);
     let v: Value = serde_json::from_str(&s).unwrap();
     let recs = v["Records"].as_array().unwrap();

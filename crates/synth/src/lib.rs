@@ -4,6 +4,8 @@
 //! Same [`SynthConfig`] (seed included) → byte-identical output, forever: the generator uses its
 //! own PRNG ([`rng::Prng`]) and no clock, hash map order or thread scheduling. See [`world`] for
 //! the world model, [`cloudtrail`] for the bucket layout.
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod catalog;
 pub mod cloudtrail;

@@ -555,7 +555,14 @@ impl World {
             }
             // Identities: own IAM user, SSO role (shared), both, or a federated user.
             let acct_id = accounts[account].id.clone();
-            let roll = r.unit();
+            // The first three people cover the three styles (IAM user, SSO, federated) so that
+            // even tiny worlds exercise every normalisation rule.
+            let roll = match (u, r.unit()) {
+                (0, _) => 0.0,
+                (1, _) => 0.7,
+                (2, _) => 0.97,
+                (_, x) => x,
+            };
             let mut uses = Vec::new();
             let email = format!("{name}@example.com");
             if roll < 0.55 || (0.90..0.95).contains(&roll) {

@@ -172,7 +172,13 @@ fn bucket_matches_model() {
             "no {reason} records: {skipped:?}"
         );
     }
-    for k in ["IAMUser", "AssumedRole", "AWSService", "Root"] {
+    for k in [
+        "IAMUser",
+        "AssumedRole",
+        "FederatedUser",
+        "AWSService",
+        "Root",
+    ] {
         assert!(kinds.contains_key(k), "no {k}: {kinds:?}");
     }
     assert!(missing_ua > 0);

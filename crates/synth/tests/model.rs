@@ -17,6 +17,7 @@ fn entities_are_normalised_and_cover_kinds() {
     assert!(kinds.contains(&IdentityKind::IamUser));
     assert!(kinds.contains(&IdentityKind::AssumedRole));
     assert!(kinds.contains(&IdentityKind::Root));
+    assert!(kinds.contains(&IdentityKind::FederatedUser));
     for e in &ents {
         if e.starts_with("AIDA") || e.starts_with("AROA") {
             assert_eq!(e.len(), 21, "{e}");

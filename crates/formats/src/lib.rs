@@ -6,6 +6,7 @@
 
 pub mod cloudtrail;
 pub mod entity;
+pub mod guardduty;
 pub mod ip;
 pub mod keys;
 pub mod limit;

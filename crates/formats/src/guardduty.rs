@@ -1,0 +1,1056 @@
+//! GuardDuty findings → `<entity, ip>` inference records.
+//!
+//! A finding names at most one principal (`resource.accessKeyDetails`) and one or more remote
+//! addresses (the API caller, the network peer, every port prober, the Kubernetes or RDS client). Each
+//! IPv4 remote address paired with the normalised principal is one tuple for the IP Insights scorer;
+//! IPv6 addresses are kept aside (SageMaker IP Insights is IPv4-only) and flagged in the record.
+//!
+//! Findings arrive in several shapes, all accepted by [`read_findings`]:
+//! * one finding (`{"schemaVersion":"2.0","id":…}`), as the console's "Export" shows it;
+//! * an EventBridge "GuardDuty Finding" event (`detail` is the finding);
+//! * a JSON array of findings (or of events);
+//! * `{"Findings":[…]}` from `aws guardduty get-findings` / boto3, whose keys are **PascalCase**
+//!   (`AccessKeyDetails.PrincipalId`) and whose `AdditionalInfo` is `{"Value":"<json>","Type":…}`;
+//! * the S3 export: one finding per line (`.jsonl`, usually gzipped), read line by line, so a large
+//!   export is never held whole; a bad line is an error naming its line number.
+//!
+//! The access key id in `accessKeyDetails` is never deserialised: it cannot leak into records or logs.
+use std::io::{self, BufRead, Read};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::entity::normalise_entity;
+use crate::ip::{classify_ip, IpClass};
+use crate::limit::{is_cap_error, maybe_gunzip, CappedReader};
+
+/// Limits for one input (object or file).
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Maximum uncompressed bytes read (gzip-bomb guard).
+    pub max_uncompressed_bytes: u64,
+    /// Maximum bytes of one JSONL line (one finding).
+    pub max_line_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            // GuardDuty exports are small (findings are aggregated); this only stops a bomb.
+            max_uncompressed_bytes: 1 << 30,
+            max_line_bytes: 8 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardDutyError {
+    #[error("read failed at line {line} (truncated or corrupt gzip?): {source}")]
+    Read { line: u64, source: io::Error },
+    #[error(
+        "uncompressed size exceeds the cap of {cap} bytes (gzip bomb or unexpectedly large object)"
+    )]
+    TooLarge { cap: u64 },
+    #[error("line {line} exceeds {limit} bytes")]
+    LineTooLong { line: u64, limit: usize },
+    #[error("invalid JSON at line {line}: {source}")]
+    Json {
+        line: u64,
+        source: serde_json::Error,
+    },
+    #[error("{}not a GuardDuty finding: {what}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    NotAFinding { line: Option<u64>, what: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The finding, as far as we read it. Every field is optional and unknown fields are skipped; the
+// lenient helpers accept the type variations seen in the wild (numbers as strings, asn as either).
+
+/// A GuardDuty finding (camelCase, as in events, exports and the REST API).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Finding {
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub account_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub region: Option<String>,
+    #[serde(rename = "type", deserialize_with = "lenient_string")]
+    pub finding_type: Option<String>,
+    #[serde(deserialize_with = "lenient_f64")]
+    pub severity: Option<f64>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub created_at: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub updated_at: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub title: Option<String>,
+    pub resource: Option<Resource>,
+    pub service: Option<Service>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Resource {
+    #[serde(deserialize_with = "lenient_string")]
+    pub resource_type: Option<String>,
+    pub access_key_details: Option<AccessKeyDetails>,
+}
+
+/// `accessKeyId` is deliberately absent: access-key ids must never reach a record or a log line.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AccessKeyDetails {
+    #[serde(deserialize_with = "lenient_string")]
+    pub principal_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub user_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    pub action: Option<Action>,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub count: Option<u64>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub event_first_seen: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub event_last_seen: Option<String>,
+    /// Kept as JSON: its shape differs between events (`{"sample":true}`) and the API
+    /// (`{"value":"{\"sample\":true}","type":"default"}`).
+    pub additional_info: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Action {
+    #[serde(deserialize_with = "lenient_string")]
+    pub action_type: Option<String>,
+    pub aws_api_call_action: Option<RemoteAction>,
+    pub network_connection_action: Option<RemoteAction>,
+    pub port_probe_action: Option<PortProbeAction>,
+    pub kubernetes_api_call_action: Option<RemoteAction>,
+    pub rds_login_attempt_action: Option<RemoteAction>,
+}
+
+/// Any action with a single `remoteIpDetails`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteAction {
+    pub remote_ip_details: Option<RemoteIpDetails>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PortProbeAction {
+    pub port_probe_details: Option<Vec<RemoteAction>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteIpDetails {
+    #[serde(rename = "ipAddressV4", deserialize_with = "lenient_string")]
+    pub ip_address_v4: Option<String>,
+    #[serde(rename = "ipAddressV6", deserialize_with = "lenient_string")]
+    pub ip_address_v6: Option<String>,
+    pub country: Option<Country>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Country {
+    #[serde(deserialize_with = "lenient_string")]
+    pub country_name: Option<String>,
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|x: &f64| x.is_finite()))
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+impl Finding {
+    /// `service.additionalInfo.sample`: GuardDuty's generated sample findings
+    /// (`CreateSampleFindings`, the console's "Generate sample findings").
+    pub fn is_sample(&self) -> bool {
+        let Some(info) = self
+            .service
+            .as_ref()
+            .and_then(|s| s.additional_info.as_ref())
+        else {
+            return false;
+        };
+        fn truthy(v: Option<&Value>) -> bool {
+            match v {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+                _ => false,
+            }
+        }
+        if truthy(info.get("sample")) {
+            return true;
+        }
+        // API shape: the additional info is JSON text in `value`.
+        match info.get("value") {
+            Some(Value::String(s)) => serde_json::from_str::<Value>(s)
+                .map(|v| truthy(v.get("sample")))
+                .unwrap_or(false),
+            Some(v @ Value::Object(_)) => truthy(v.get("sample")),
+            _ => false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The inference record: what extract-guardduty writes per finding and fuse reads back.
+
+/// One `<entity, ip>` a finding names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingPair<I> {
+    pub entity: String,
+    pub ip: I,
+    /// Where the address came from: `AWS_API_CALL`, `NETWORK_CONNECTION`, `PORT_PROBE`,
+    /// `KUBERNETES_API_CALL`, `RDS_LOGIN_ATTEMPT`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// The inference record of one finding: its context and the pairs it names.
+///
+/// Timestamps are GuardDuty's ISO 8601 strings with fractional seconds cut
+/// (`2022-01-13T00:00:47Z`), so they compare correctly as strings whichever form the source used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingRecord {
+    pub finding_id: String,
+    #[serde(rename = "type")]
+    pub finding_type: String,
+    pub severity: f64,
+    pub account_id: String,
+    pub region: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub event_first_seen: Option<String>,
+    #[serde(default)]
+    pub event_last_seen: Option<String>,
+    pub count: u64,
+    pub sample: bool,
+    #[serde(default)]
+    pub user_type: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// IPv4 pairs: the tuples for the scorer.
+    pub pairs: Vec<FindingPair<Ipv4Addr>>,
+    /// IPv6 remote addresses, kept aside: IP Insights is IPv4-only.
+    #[serde(default)]
+    pub ipv6: Vec<FindingPair<Ipv6Addr>>,
+}
+
+impl FindingRecord {
+    /// True when `self` is an older version of the finding than `other` (GuardDuty updates a
+    /// finding in place: same id, higher `count`, later `updatedAt`). Used to ignore a stale
+    /// redelivery instead of overwriting a newer record with it.
+    pub fn is_older_than(&self, other: &FindingRecord) -> bool {
+        (self.count, self.updated_at.as_deref()) < (other.count, other.updated_at.as_deref())
+    }
+}
+
+/// Why a finding yields no record. Counted, never an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingSkip {
+    /// No `id`: there is no key to store it under.
+    NoId,
+    /// No `resource.accessKeyDetails.principalId` (EC2, S3-data, malware findings…).
+    NoPrincipal,
+    /// A principal but no remote IP address at all (e.g. `AWS_SERVICE` callers, DNS findings).
+    NoRemoteIp,
+}
+
+impl FindingSkip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingSkip::NoId => "no_id",
+            FindingSkip::NoPrincipal => "no_principal",
+            FindingSkip::NoRemoteIp => "no_remote_ip",
+        }
+    }
+}
+
+/// Counts over findings. `records + no_id + no_principal + no_remote_ip == findings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExtractStats {
+    pub findings: u64,
+    pub records: u64,
+    pub pairs: u64,
+    pub ipv6_pairs: u64,
+    pub invalid_ips: u64,
+    pub samples: u64,
+    pub no_id: u64,
+    pub no_principal: u64,
+    pub no_remote_ip: u64,
+}
+
+impl ExtractStats {
+    pub fn add(&mut self, o: &ExtractStats) {
+        self.findings += o.findings;
+        self.records += o.records;
+        self.pairs += o.pairs;
+        self.ipv6_pairs += o.ipv6_pairs;
+        self.invalid_ips += o.invalid_ips;
+        self.samples += o.samples;
+        self.no_id += o.no_id;
+        self.no_principal += o.no_principal;
+        self.no_remote_ip += o.no_remote_ip;
+    }
+
+    /// Count one extraction result.
+    pub fn count(&mut self, r: &Result<FindingRecord, FindingSkip>) {
+        self.findings += 1;
+        match r {
+            Ok(rec) => {
+                self.records += 1;
+                self.pairs += rec.pairs.len() as u64;
+                self.ipv6_pairs += rec.ipv6.len() as u64;
+                self.samples += rec.sample as u64;
+            }
+            Err(FindingSkip::NoId) => self.no_id += 1,
+            Err(FindingSkip::NoPrincipal) => self.no_principal += 1,
+            Err(FindingSkip::NoRemoteIp) => self.no_remote_ip += 1,
+        }
+    }
+}
+
+/// Cut fractional seconds from an ISO 8601 UTC timestamp so that `…:47.000Z` and `…:47Z` compare
+/// equal as strings. Anything not in that form is returned unchanged.
+pub fn canonical_time(s: &str) -> String {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() > 20 && b[10] == b'T' && b[19] == b'.' && s.ends_with('Z') {
+        let frac = &s[20..s.len() - 1];
+        if frac.bytes().all(|c| c.is_ascii_digit()) {
+            return format!("{}Z", &s[..19]);
+        }
+    }
+    s.to_owned()
+}
+
+/// Every `<entity, ip>` a finding names, with its context.
+pub fn extract(f: &Finding) -> Result<FindingRecord, FindingSkip> {
+    extract_counting(f, &mut 0)
+}
+
+fn extract_counting(f: &Finding, invalid_ips: &mut u64) -> Result<FindingRecord, FindingSkip> {
+    let id =
+        f.id.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(FindingSkip::NoId)?;
+    let akd = f
+        .resource
+        .as_ref()
+        .and_then(|r| r.access_key_details.as_ref());
+    let user_type = akd.and_then(|a| a.user_type.as_deref());
+    let entity = normalise_entity(
+        user_type,
+        akd.and_then(|a| a.principal_id.as_deref()),
+        f.account_id.as_deref(),
+    )
+    .ok_or(FindingSkip::NoPrincipal)?;
+
+    let mut remotes: Vec<(&'static str, &RemoteIpDetails)> = Vec::new();
+    if let Some(action) = f.service.as_ref().and_then(|s| s.action.as_ref()) {
+        for (name, a) in [
+            ("AWS_API_CALL", &action.aws_api_call_action),
+            ("NETWORK_CONNECTION", &action.network_connection_action),
+            ("KUBERNETES_API_CALL", &action.kubernetes_api_call_action),
+            ("RDS_LOGIN_ATTEMPT", &action.rds_login_attempt_action),
+        ] {
+            if let Some(d) = a.as_ref().and_then(|a| a.remote_ip_details.as_ref()) {
+                remotes.push((name, d));
+            }
+        }
+        if let Some(details) = action
+            .port_probe_action
+            .as_ref()
+            .and_then(|p| p.port_probe_details.as_ref())
+        {
+            for d in details {
+                if let Some(r) = &d.remote_ip_details {
+                    remotes.push(("PORT_PROBE", r));
+                }
+            }
+        }
+    }
+    let mut pairs: Vec<FindingPair<Ipv4Addr>> = Vec::new();
+    let mut ipv6: Vec<FindingPair<Ipv6Addr>> = Vec::new();
+    for (action, d) in remotes {
+        let country = d.country.as_ref().and_then(|c| c.country_name.clone());
+        for raw in [d.ip_address_v4.as_deref(), d.ip_address_v6.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            match classify_ip(raw) {
+                IpClass::V4(ip) => {
+                    // Several port probes from one address are one pair.
+                    if !pairs.iter().any(|p| p.ip == ip) {
+                        pairs.push(FindingPair {
+                            entity: entity.clone(),
+                            ip,
+                            action: action.to_owned(),
+                            country: country.clone(),
+                        });
+                    }
+                }
+                IpClass::V6(ip) => {
+                    if !ipv6.iter().any(|p| p.ip == ip) {
+                        ipv6.push(FindingPair {
+                            entity: entity.clone(),
+                            ip,
+                            action: action.to_owned(),
+                            country: country.clone(),
+                        });
+                    }
+                }
+                _ => *invalid_ips += 1,
+            }
+        }
+    }
+    if pairs.is_empty() && ipv6.is_empty() {
+        return Err(FindingSkip::NoRemoteIp);
+    }
+    let service = f.service.as_ref();
+    let time = |s: Option<&String>| s.map(|s| canonical_time(s));
+    Ok(FindingRecord {
+        finding_id: id.to_owned(),
+        finding_type: f.finding_type.clone().unwrap_or_default(),
+        severity: f.severity.unwrap_or(0.0).clamp(0.0, 10.0),
+        account_id: f.account_id.clone().unwrap_or_default(),
+        region: f.region.clone().unwrap_or_default(),
+        created_at: time(f.created_at.as_ref()),
+        updated_at: time(f.updated_at.as_ref()),
+        event_first_seen: time(service.and_then(|s| s.event_first_seen.as_ref())),
+        event_last_seen: time(service.and_then(|s| s.event_last_seen.as_ref())),
+        count: service.and_then(|s| s.count).unwrap_or(1),
+        sample: f.is_sample(),
+        user_type: user_type.map(str::to_owned),
+        title: f.title.clone(),
+        pairs,
+        ipv6,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input shapes.
+
+/// Read every finding in `input` (gzipped or not, any shape listed in the module docs), calling
+/// `each` for each one in input order.
+pub fn read_findings<R: BufRead>(
+    input: R,
+    opts: &ReadOptions,
+    mut each: impl FnMut(Finding),
+) -> Result<u64, GuardDutyError> {
+    let capped = CappedReader::new(
+        maybe_gunzip(input).map_err(|source| GuardDutyError::Read { line: 1, source })?,
+        opts.max_uncompressed_bytes,
+    );
+    let cap = opts.max_uncompressed_bytes;
+    let io_err = |line: u64, e: io::Error| {
+        if is_cap_error(&e) {
+            GuardDutyError::TooLarge { cap }
+        } else {
+            GuardDutyError::Read { line, source: e }
+        }
+    };
+    let mut r = io::BufReader::with_capacity(64 << 10, capped);
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    let mut findings = 0u64;
+    let mut emit = |f: Finding| {
+        findings += 1;
+        each(f)
+    };
+    // The first non-blank line decides: a complete JSON value → one document per line (the S3
+    // export); an incomplete one → a single (pretty-printed) document.
+    loop {
+        buf.clear();
+        line_no += 1;
+        let n = read_line_capped(&mut r, &mut buf, opts.max_line_bytes)
+            .map_err(|e| io_err(line_no, e))?
+            .ok_or(GuardDutyError::LineTooLong {
+                line: line_no,
+                limit: opts.max_line_bytes,
+            })?;
+        if n == 0 {
+            return Ok(findings); // empty input: no findings
+        }
+        if !buf.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+    }
+    match serde_json::from_slice::<Value>(&buf) {
+        Ok(v) => {
+            visit(v, Some(line_no), 0, &mut emit)?;
+            loop {
+                buf.clear();
+                line_no += 1;
+                let n = read_line_capped(&mut r, &mut buf, opts.max_line_bytes)
+                    .map_err(|e| io_err(line_no, e))?
+                    .ok_or(GuardDutyError::LineTooLong {
+                        line: line_no,
+                        limit: opts.max_line_bytes,
+                    })?;
+                if n == 0 {
+                    break;
+                }
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let v = serde_json::from_slice::<Value>(&buf).map_err(|source| {
+                    GuardDutyError::Json {
+                        line: line_no,
+                        source,
+                    }
+                })?;
+                visit(v, Some(line_no), 0, &mut emit)?;
+            }
+        }
+        Err(e) if e.is_eof() => {
+            r.read_to_end(&mut buf).map_err(|e| io_err(line_no, e))?;
+            let v =
+                serde_json::from_slice::<Value>(&buf).map_err(|source| GuardDutyError::Json {
+                    line: source.line() as u64 + line_no - 1,
+                    source,
+                })?;
+            visit(v, None, 0, &mut emit)?;
+        }
+        Err(source) => {
+            return Err(GuardDutyError::Json {
+                line: line_no,
+                source,
+            })
+        }
+    }
+    Ok(findings)
+}
+
+/// Read findings and extract them: records in input order, and the counts.
+pub fn extract_all<R: BufRead>(
+    input: R,
+    opts: &ReadOptions,
+) -> Result<(Vec<FindingRecord>, ExtractStats), GuardDutyError> {
+    let mut records = Vec::new();
+    let mut stats = ExtractStats::default();
+    let mut invalid = 0u64;
+    read_findings(input, opts, |f| {
+        let r = extract_counting(&f, &mut invalid);
+        stats.count(&r);
+        if let Ok(rec) = r {
+            records.push(rec);
+        }
+    })?;
+    stats.invalid_ips = invalid;
+    Ok((records, stats))
+}
+
+/// Classify one JSON document and emit the findings it holds.
+fn visit(
+    mut v: Value,
+    line: Option<u64>,
+    depth: u32,
+    emit: &mut impl FnMut(Finding),
+) -> Result<(), GuardDutyError> {
+    let not = |what: String| GuardDutyError::NotAFinding { line, what };
+    if depth > 3 {
+        return Err(not("nested more than 3 levels deep".into()));
+    }
+    match &mut v {
+        Value::Array(items) => {
+            for item in std::mem::take(items) {
+                visit(item, line, depth + 1, emit)?;
+            }
+            Ok(())
+        }
+        Value::Object(obj) => {
+            if let Some(dt) = obj.get("detail-type").and_then(Value::as_str) {
+                let source = obj.get("source").and_then(Value::as_str).unwrap_or("");
+                if dt != "GuardDuty Finding" || source != "aws.guardduty" {
+                    return Err(not(format!("an EventBridge event {source} / {dt}")));
+                }
+                let account = obj.get("account").cloned();
+                let region = obj.get("region").cloned();
+                let Some(mut detail) = obj.remove("detail").filter(Value::is_object) else {
+                    return Err(not("a GuardDuty Finding event without a detail".into()));
+                };
+                // The finding carries its own account and region; the envelope's are a fallback.
+                let d = detail.as_object_mut().expect("checked");
+                for (k, fallback) in [("accountId", account), ("region", region)] {
+                    if !d.contains_key(k) {
+                        if let Some(f) = fallback {
+                            d.insert(k.to_owned(), f);
+                        }
+                    }
+                }
+                return finding(detail, line, emit);
+            }
+            for k in ["Findings", "findings"] {
+                if let Some(list) = obj.get_mut(k).filter(|l| l.is_array()) {
+                    let list = list.take();
+                    return visit(list, line, depth + 1, emit);
+                }
+            }
+            let has = |k: &str| obj.contains_key(k);
+            let looks_like_finding = has("schemaVersion")
+                || has("SchemaVersion")
+                || ((has("id") || has("Id"))
+                    && (has("type") || has("Type") || has("service") || has("Service")));
+            if looks_like_finding {
+                return finding(v, line, emit);
+            }
+            let keys: Vec<&str> = obj.keys().map(String::as_str).take(8).collect();
+            Err(not(format!("an object with fields {}", keys.join(", "))))
+        }
+        other => Err(not(format!("a JSON {}", json_type(other)))),
+    }
+}
+
+fn finding(
+    mut v: Value,
+    line: Option<u64>,
+    emit: &mut impl FnMut(Finding),
+) -> Result<(), GuardDutyError> {
+    // GetFindings through the CLI / boto3 names every field in PascalCase.
+    if v.as_object().is_some_and(|o| {
+        o.keys()
+            .any(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+    }) {
+        camel_case_keys(&mut v);
+    }
+    // The structs are all-optional and lenient, so this fails only on a truly broken shape
+    // (e.g. `service` being a string).
+    let f = Finding::deserialize(v).map_err(|e| GuardDutyError::NotAFinding {
+        line,
+        what: e.to_string(),
+    })?;
+    emit(f);
+    Ok(())
+}
+
+/// `AccessKeyDetails` → `accessKeyDetails`, recursively. `IpAddressV4` → `ipAddressV4`.
+fn camel_case_keys(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let entries = std::mem::take(o);
+            for (k, mut val) in entries {
+                camel_case_keys(&mut val);
+                let mut c = k.chars();
+                let key = match c.next() {
+                    Some(first) if first.is_ascii_uppercase() => {
+                        let mut s = String::with_capacity(k.len());
+                        s.push(first.to_ascii_lowercase());
+                        s.push_str(c.as_str());
+                        s
+                    }
+                    _ => k,
+                };
+                o.insert(key, val);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(camel_case_keys),
+        _ => {}
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Read one line (with its `\n`) into `buf`. `Ok(None)` when the line is longer than `max`.
+fn read_line_capped<R: BufRead>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<usize>> {
+    let n = r.by_ref().take(max as u64 + 1).read_until(b'\n', buf)?;
+    if buf.len() > max && buf.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    Ok(Some(n))
+}
+
+/// Decide whether `key` (decoded) of `size` bytes is a GuardDuty export object:
+/// `AWSLogs/<acct>/GuardDuty/<region>/YYYY/MM/DD/<uuid>.jsonl.gz`. `Err` carries the skip reason.
+pub fn export_key(key: &str, size: Option<u64>) -> Result<(), &'static str> {
+    if key.ends_with('/') || size == Some(0) {
+        return Err("folder_or_empty");
+    }
+    let file = key.rsplit('/').next().unwrap_or(key);
+    if key.contains("/GuardDuty/") && (file.ends_with(".jsonl.gz") || file.ends_with(".jsonl")) {
+        Ok(())
+    } else {
+        Err("not_guardduty_export")
+    }
+}
+
+/// A key component that cannot escape its place in a key: characters outside `[A-Za-z0-9._-]`
+/// are percent-encoded, and `.`/`..`/empty become `%2E…`/`_`.
+pub fn key_component(s: &str) -> String {
+    if s.is_empty() {
+        return "_".into();
+    }
+    if s.bytes().all(|b| b == b'.') {
+        return s.bytes().map(|_| "%2E").collect();
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl FindingRecord {
+    /// `<prefix>findings/<account>/<region>/<id>.json` and `<prefix>tuples/<account>/<region>/<id>.csv`:
+    /// one key per finding id, so a re-sent (updated) finding overwrites its own record.
+    pub fn output_keys(&self, prefix: &str) -> (String, String) {
+        let mut p = prefix.to_owned();
+        if !p.is_empty() && !p.ends_with('/') {
+            p.push('/');
+        }
+        let tail = format!(
+            "{}/{}/{}",
+            key_component(&self.account_id),
+            key_component(&self.region),
+            key_component(&self.finding_id)
+        );
+        (
+            format!("{p}findings/{tail}.json"),
+            format!("{p}tuples/{tail}.csv"),
+        )
+    }
+
+    /// The tuple CSV of this finding (`entity,ip\n` per IPv4 pair).
+    pub fn tuples_csv(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &self.pairs {
+            crate::tuples::write_tuple(&mut out, &p.entity, p.ip).expect("writing to a Vec");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(v: Value) -> Result<FindingRecord, FindingSkip> {
+        let mut out = Vec::new();
+        read_findings(v.to_string().as_bytes(), &ReadOptions::default(), |f| {
+            out.push(f)
+        })
+        .unwrap();
+        assert_eq!(out.len(), 1);
+        extract(&out[0])
+    }
+
+    fn api_finding(user_type: &str, principal: &str, ip: &str) -> Value {
+        json!({"schemaVersion":"2.0","accountId":"111122223333","region":"eu-west-1","id":"f1",
+            "type":"UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS","severity":8,
+            "createdAt":"2026-01-05T10:00:00.123Z","updatedAt":"2026-01-06T10:00:00.000Z",
+            "resource":{"resourceType":"AccessKey","accessKeyDetails":{"accessKeyId":"ASIASECRETSECRET","principalId":principal,"userType":user_type,"userName":"x"}},
+            "service":{"count":3,"eventFirstSeen":"2026-01-05T09:00:00Z","eventLastSeen":"2026-01-06T09:59:00.000Z",
+                "action":{"actionType":"AWS_API_CALL","awsApiCallAction":{"api":"ListBuckets","remoteIpDetails":{"ipAddressV4":ip,"organization":{"asn":"-1"},"country":{"countryName":"Nowhere"}}}}}})
+    }
+
+    #[test]
+    fn entity_rule_is_the_preparers() {
+        for (t, p, want) in [
+            ("IAMUser", "AIDAALICE", "AIDAALICE"),
+            ("AssumedRole", "AROABUILD:i-0abc", "AROABUILD"),
+            ("Role", "AROABUILD:alice@example.com", "AROABUILD"),
+            ("FederatedUser", "111122223333:carol", "111122223333:carol"),
+            ("Root", "111122223333", "111122223333"),
+        ] {
+            let r = one(api_finding(t, p, "198.51.100.7")).unwrap();
+            assert_eq!(r.pairs.len(), 1);
+            assert_eq!(r.pairs[0].entity, want, "{t} {p}");
+            // The preparer, fed a CloudTrail record of the same identity, writes the same entity.
+            let trail = json!({"Records":[{"userIdentity":{"type":t,"principalId":p,"accountId":"111122223333"},
+                "sourceIPAddress":"198.51.100.7"}]});
+            let mut csv = Vec::new();
+            crate::prepare_cloudtrail(
+                trail.to_string().as_bytes(),
+                &mut csv,
+                &crate::PrepareOptions::default(),
+            )
+            .unwrap();
+            assert_eq!(csv, r.tuples_csv(), "{t} {p}");
+        }
+        let r = one(api_finding("IAMUser", "AIDAALICE", "198.51.100.7")).unwrap();
+        assert_eq!(r.severity, 8.0);
+        assert_eq!(r.count, 3);
+        assert_eq!(r.created_at.as_deref(), Some("2026-01-05T10:00:00Z"));
+        assert_eq!(r.event_last_seen.as_deref(), Some("2026-01-06T09:59:00Z"));
+        assert_eq!(r.pairs[0].action, "AWS_API_CALL");
+        assert_eq!(r.pairs[0].country.as_deref(), Some("Nowhere"));
+        assert!(!r.sample);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("ASIA"), "{text}");
+        assert_eq!(r.tuples_csv(), b"AIDAALICE,198.51.100.7\n");
+        let back: FindingRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn port_probes_network_v6_and_skips() {
+        let probe = json!({"id":"p","type":"Recon:EC2/PortProbeUnprotectedPort","severity":2,"accountId":"1","region":"r",
+            "resource":{"accessKeyDetails":{"principalId":"AROAX:s","userType":"AssumedRole"}},
+            "service":{"action":{"portProbeAction":{"portProbeDetails":[
+                {"remoteIpDetails":{"ipAddressV4":"203.0.113.1"}},
+                {"remoteIpDetails":{"ipAddressV4":"203.0.113.2"}},
+                {"remoteIpDetails":{"ipAddressV4":"203.0.113.1"}},
+                {"remoteIpDetails":{"ipAddressV6":"2001:db8::1"}},
+                {"remoteIpDetails":{"ipAddressV4":"not-an-ip"}}]},
+              "networkConnectionAction":{"remoteIpDetails":{"ipAddressV4":"192.0.2.9"}}}}});
+        let (recs, st) =
+            extract_all(probe.to_string().as_bytes(), &ReadOptions::default()).unwrap();
+        let r = &recs[0];
+        let ips: Vec<String> = r.pairs.iter().map(|p| p.ip.to_string()).collect();
+        assert_eq!(ips, ["192.0.2.9", "203.0.113.1", "203.0.113.2"]);
+        assert_eq!(r.ipv6.len(), 1);
+        assert_eq!(r.pairs[1].action, "PORT_PROBE");
+        assert_eq!(st.invalid_ips, 1);
+        assert_eq!(st.ipv6_pairs, 1);
+
+        let v6_only = json!({"id":"v","type":"t","accountId":"1","region":"r",
+            "resource":{"accessKeyDetails":{"principalId":"AIDAX","userType":"IAMUser"}},
+            "service":{"action":{"awsApiCallAction":{"remoteIpDetails":{"ipAddressV6":"2001:db8::2"}}}}});
+        let r = one(v6_only).unwrap();
+        assert!(r.pairs.is_empty() && r.ipv6.len() == 1);
+        assert!(r.tuples_csv().is_empty());
+
+        let no_principal = json!({"id":"n","type":"Backdoor:EC2/C&CActivity.B!DNS","resource":{"resourceType":"Instance"},
+            "service":{"action":{"networkConnectionAction":{"remoteIpDetails":{"ipAddressV4":"192.0.2.1"}}}}});
+        assert_eq!(one(no_principal), Err(FindingSkip::NoPrincipal));
+        let no_ip = json!({"id":"n","type":"t","resource":{"accessKeyDetails":{"principalId":"AIDAX"}},
+            "service":{"action":{"awsApiCallAction":{"remoteIpDetails":{"ipAddressV4":"AWS Internal"}}}}});
+        assert_eq!(one(no_ip), Err(FindingSkip::NoRemoteIp));
+        let no_id = json!({"schemaVersion":"2.0","type":"t","resource":{"accessKeyDetails":{"principalId":"AIDAX"}}});
+        assert_eq!(one(no_id), Err(FindingSkip::NoId));
+    }
+
+    #[test]
+    fn shapes() {
+        let f = api_finding("IAMUser", "AIDAALICE", "198.51.100.7");
+        let opts = ReadOptions::default();
+        let ids = |text: &str| -> Vec<String> {
+            let (recs, _) = extract_all(text.as_bytes(), &opts).unwrap();
+            recs.iter().map(|r| r.finding_id.clone()).collect()
+        };
+        // Pretty-printed single finding.
+        assert_eq!(ids(&serde_json::to_string_pretty(&f).unwrap()), ["f1"]);
+        // EventBridge event, with the envelope's account/region as fallback.
+        let mut bare = f.clone();
+        bare.as_object_mut().unwrap().remove("accountId");
+        let ev = json!({"version":"0","id":"e","detail-type":"GuardDuty Finding","source":"aws.guardduty",
+            "account":"999988887777","region":"us-east-1","time":"t","resources":[],"detail":bare});
+        let (recs, _) = extract_all(ev.to_string().as_bytes(), &opts).unwrap();
+        assert_eq!(recs[0].account_id, "999988887777");
+        assert_eq!(recs[0].region, "eu-west-1");
+        // Array, GetFindings wrapper, JSONL with blank lines.
+        let mut g = f.clone();
+        g["id"] = json!("f2");
+        assert_eq!(ids(&json!([f, g]).to_string()), ["f1", "f2"]);
+        assert_eq!(
+            ids(&serde_json::to_string_pretty(&json!({"Findings": [f, g]})).unwrap()),
+            ["f1", "f2"]
+        );
+        assert_eq!(ids(&format!("{f}\n\n{g}\n")), ["f1", "f2"]);
+        assert!(ids("").is_empty());
+        // Gzipped JSONL.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, format!("{f}\n{g}\n").as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let (recs, _) = extract_all(&gz[..], &opts).unwrap();
+        assert_eq!(recs.len(), 2);
+        // A bad line is named.
+        let e = extract_all(format!("{f}\n{g}\n{{\"id\":\n").as_bytes(), &opts).unwrap_err();
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let e = extract_all(format!("{f}\n[1]\n").as_bytes(), &opts).unwrap_err();
+        assert!(
+            e.to_string().contains("line 2: not a GuardDuty finding"),
+            "{e}"
+        );
+        let e = extract_all(
+            br#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#.as_slice(),
+            &opts,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("aws.s3 / Object Created"), "{e}");
+        // Caps.
+        let small = ReadOptions {
+            max_uncompressed_bytes: 100,
+            max_line_bytes: 1 << 20,
+        };
+        let e = extract_all(format!("{f}\n{g}\n").as_bytes(), &small).unwrap_err();
+        assert!(matches!(e, GuardDutyError::TooLarge { cap: 100 }), "{e}");
+        let short = ReadOptions {
+            max_uncompressed_bytes: 1 << 20,
+            max_line_bytes: 100,
+        };
+        let e = extract_all(format!("{f}\n").as_bytes(), &short).unwrap_err();
+        assert!(
+            matches!(e, GuardDutyError::LineTooLong { line: 1, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pascal_case_get_findings_output() {
+        let v = json!({"Findings":[{"AccountId":"111122223333","Region":"us-east-1","Id":"P1","Type":"Recon:IAMUser/MaliciousIPCaller",
+            "Severity":5.0,"CreatedAt":"2026-01-05T00:00:00.000Z","UpdatedAt":"2026-01-05T00:00:00.000Z","SchemaVersion":"2.0",
+            "Resource":{"AccessKeyDetails":{"AccessKeyId":"AKIASECRET","PrincipalId":"AIDAPASCAL","UserName":"u","UserType":"IAMUser"}},
+            "Service":{"Count":2,"EventFirstSeen":"2026-01-04T00:00:00.000Z","EventLastSeen":"2026-01-05T00:00:00.000Z",
+              "AdditionalInfo":{"Value":"{\"sample\":true}","Type":"default"},
+              "Action":{"ActionType":"AWS_API_CALL","AwsApiCallAction":{"RemoteIpDetails":{"IpAddressV4":"198.51.100.9"}}}}}]});
+        let (recs, st) = extract_all(v.to_string().as_bytes(), &ReadOptions::default()).unwrap();
+        assert_eq!(st.records, 1);
+        let r = &recs[0];
+        assert_eq!(r.pairs[0].entity, "AIDAPASCAL");
+        assert_eq!(r.pairs[0].ip.to_string(), "198.51.100.9");
+        assert_eq!(r.count, 2);
+        assert!(r.sample);
+        assert_eq!(r.severity, 5.0);
+    }
+
+    #[test]
+    fn freshness_keys_and_times() {
+        let r = one(api_finding("IAMUser", "AIDAALICE", "198.51.100.7")).unwrap();
+        let mut newer = r.clone();
+        newer.count = 4;
+        assert!(r.is_older_than(&newer));
+        assert!(!newer.is_older_than(&r));
+        assert!(!r.is_older_than(&r));
+        let mut later = r.clone();
+        later.updated_at = Some("2026-01-07T00:00:00Z".into());
+        assert!(r.is_older_than(&later));
+        assert_eq!(
+            r.output_keys("infer/guardduty/"),
+            (
+                "infer/guardduty/findings/111122223333/eu-west-1/f1.json".to_owned(),
+                "infer/guardduty/tuples/111122223333/eu-west-1/f1.csv".to_owned()
+            )
+        );
+        assert_eq!(key_component("../x/y"), "..%2Fx%2Fy");
+        assert_eq!(key_component(".."), "%2E%2E");
+        assert_eq!(key_component(""), "_");
+        assert_eq!(
+            canonical_time("2022-01-13T00:00:47.427Z"),
+            "2022-01-13T00:00:47Z"
+        );
+        assert_eq!(
+            canonical_time("2017-12-08T15:32:49Z"),
+            "2017-12-08T15:32:49Z"
+        );
+        assert_eq!(
+            export_key(
+                "AWSLogs/1/GuardDuty/us-east-1/2026/01/05/abc.jsonl.gz",
+                Some(9)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            export_key("AWSLogs/1/GuardDuty/", Some(0)),
+            Err("folder_or_empty")
+        );
+        assert_eq!(
+            export_key("AWSLogs/1/CloudTrail/x.json.gz", None),
+            Err("not_guardduty_export")
+        );
+    }
+
+    fn real(name: &str) -> (Vec<FindingRecord>, ExtractStats) {
+        let path = format!(
+            "{}/../../../shared/data/real/guardduty/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let f = std::fs::File::open(&path).unwrap();
+        extract_all(io::BufReader::new(f), &ReadOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn real_findings() {
+        // A finding document (aws-samples): IAM user, API call from 198.51.100.0, sample.
+        let (recs, st) = real("aws-samples-gd-automated-response__guardduty_iam_event.json");
+        assert_eq!(st.records, 1);
+        let r = &recs[0];
+        assert_eq!(r.finding_id, "30bf285e52a1e405084ff6ec28e06e17");
+        assert_eq!(r.finding_type, "Recon:IAMUser/MaliciousIPCaller.Custom");
+        assert_eq!(r.pairs[0].entity, "GeneratedFindingPrincipalId");
+        assert_eq!(r.pairs[0].ip.to_string(), "198.51.100.0");
+        assert_eq!((r.severity, r.count, r.sample), (5.0, 1, true));
+        assert_eq!(r.account_id, "123456789012");
+        assert_eq!(r.event_first_seen.as_deref(), Some("2022-01-13T00:00:47Z"));
+        // S3 finding with an access key and API caller.
+        let (recs, _) = real("aws-samples-gd-automated-response__guardduty_s3_event.json");
+        assert_eq!(recs[0].finding_type, "PenTest:S3/ParrotLinux");
+        assert_eq!(recs[0].pairs.len(), 1);
+        // EC2 network connection: no principal → counted, skipped.
+        let (recs, st) = real("aws-samples-gd-automated-response__guardduty_ec2_event.json");
+        assert!(recs.is_empty());
+        assert_eq!((st.findings, st.no_principal), (1, 1));
+        // EventBridge events (cloud-custodian): the account comes from the finding, not the envelope.
+        let (recs, _) = real("cloud-custodian__iam-duty-event.json");
+        assert_eq!(recs[0].account_id, "883606788610");
+        assert_eq!(
+            recs[0].finding_type,
+            "UnauthorizedAccess:IAMUser/TorIPCaller"
+        );
+        assert_eq!(
+            recs[0].event_first_seen.as_deref(),
+            Some("2017-12-08T15:32:49Z")
+        );
+        assert!(recs[0].sample);
+        let (recs, st) = real("cloud-custodian__ec2-duty-event.json");
+        assert!(recs.is_empty());
+        assert_eq!(st.no_principal, 1);
+    }
+}

@@ -367,7 +367,7 @@ fn aws_id(r: &mut Prng, prefix: &str, total: usize) -> String {
     s
 }
 
-fn public_net_in(r: &mut Prng, net16: [u8; 2], avoid: &[[u8; 3]]) -> [u8; 3] {
+fn public_net_in(r: &mut Prng, net16: [u8; 2], avoid: &BTreeSet<[u8; 3]>) -> [u8; 3] {
     loop {
         let n = [net16[0], net16[1], r.below(256) as u8];
         if !avoid.contains(&n) {
@@ -469,7 +469,7 @@ impl World {
 
         // Offices: the first in the US, the rest anywhere; one per ~15 people.
         let mut offices: Vec<Office> = Vec::new();
-        let mut taken: Vec<[u8; 3]> = Vec::new();
+        let mut taken: BTreeSet<[u8; 3]> = BTreeSet::new();
         for o in 0..(config.users as usize).div_ceil(15).max(1) {
             let country = if o == 0 {
                 0
@@ -478,7 +478,7 @@ impl World {
             };
             let isp = r.below(COUNTRIES[country].isps.len() as u64) as usize;
             let net = public_net_in(&mut r, COUNTRIES[country].isps[isp].net16, &taken);
-            taken.push(net);
+            taken.insert(net);
             let nat_hosts = (0..r.range(1, 4)).map(|_| r.range(1, 254) as u8).collect();
             offices.push(Office {
                 country,
@@ -490,6 +490,7 @@ impl World {
 
         let mut actors = Vec::new();
         let mut names = BTreeSet::new();
+        let mut root_taken = vec![false; accounts.len()];
         for u in 0..config.users as usize {
             let name = loop {
                 let n = format!(
@@ -522,7 +523,7 @@ impl World {
             };
             let home_isp = r.below(COUNTRIES[country].isps.len() as u64) as usize;
             let home = public_net_in(&mut r, COUNTRIES[country].isps[home_isp].net16, &taken);
-            taken.push(home);
+            taken.insert(home);
             let ipv6 = r.chance(config.ipv6_users).then(|| {
                 [
                     0x2a02,
@@ -602,10 +603,8 @@ impl World {
                     session: SessionStyle::None,
                 });
             }
-            let root = (!actors
-                .iter()
-                .any(|a: &Actor| a.root.is_some() && a.account == account))
-            .then_some(accounts[account].root);
+            let root = (!root_taken[account]).then_some(accounts[account].root);
+            root_taken[account] = true;
             actors.push(Actor {
                 name,
                 kind: ActorKind::Human,

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "ipsight", version, about = "Find AWS principals acting from IP addresses they don't normally use")]
+#[command(
+    name = "ipsight",
+    version,
+    about = "Find AWS principals acting from IP addresses they don't normally use"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write deterministic synthetic data: CloudTrail buckets, benchmark objects, labelled pairs
+    Synth(cmd::synth::Args),
+    /// Turn logs into IP Insights training tuples (entity,ip CSV), with the Lambdas' rules
+    Prepare(cmd::prepare::Args),
     /// Train an IP Insights-compatible model on a tuple CSV (entity,ip)
     Train(cmd::train::Args),
     /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
@@ -24,6 +32,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Prepare(a) => cmd::prepare::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Score(a) => cmd::score::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),

@@ -269,11 +269,14 @@ pub fn for_each_record<R: BufRead>(
     Ok(s.consumed())
 }
 
-/// A growable window over the decompressed stream.
+/// A growable window over the decompressed stream: `buf[pos..end]` is unconsumed data. `buf` is
+/// zero-filled only when it grows, never per read, and starts small because most CloudTrail objects
+/// are tens of KB (a large fresh buffer per object costs page faults on every file).
 struct Scanner<R> {
     r: CappedReader<R>,
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
     /// Absolute stream offset of `buf[0]`.
     base: u64,
     eof: bool,
@@ -281,14 +284,15 @@ struct Scanner<R> {
     record_no: u64,
 }
 
-const CHUNK: usize = 256 << 10;
+const CHUNK: usize = 64 << 10;
 
 impl<R: Read> Scanner<R> {
     fn new(r: CappedReader<R>, max_record: usize) -> Self {
         Self {
             r,
-            buf: Vec::with_capacity(CHUNK * 2),
+            buf: vec![0; CHUNK],
             pos: 0,
+            end: 0,
             base: 0,
             eof: false,
             max_record,
@@ -304,32 +308,29 @@ impl<R: Read> Scanner<R> {
         self.base + self.pos as u64
     }
 
-    /// Read at least `min_new` more bytes (or to EOF), first dropping what has been consumed.
+    /// Read at least `min_new` more bytes (or to EOF), first moving unconsumed data to the front.
     fn fill(&mut self, min_new: usize) -> Result<(), CloudTrailError> {
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
+            self.end -= self.pos;
             self.pos = 0;
         }
-        let target = self.buf.len() + min_new.max(CHUNK);
-        while self.buf.len() < target && !self.eof {
-            let old = self.buf.len();
-            let want = (target - old).max(CHUNK);
-            self.buf.resize(old + want, 0);
-            match self.r.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+        let target = self.end + min_new.max(1);
+        if self.buf.len() < target {
+            self.buf.resize(target.next_power_of_two(), 0);
+        }
+        while self.end < target && !self.eof {
+            match self.r.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.buf.truncate(old);
                     if is_cap_error(&e) {
                         return Err(CloudTrailError::TooLarge { cap: self.r_cap() });
                     }
                     return Err(CloudTrailError::Read {
-                        offset: self.base + self.buf.len() as u64,
+                        offset: self.base + self.end as u64,
                         source: e,
                     });
                 }
@@ -344,12 +345,12 @@ impl<R: Read> Scanner<R> {
     }
 
     fn peek(&mut self) -> Result<Option<u8>, CloudTrailError> {
-        if self.pos >= self.buf.len() {
+        if self.pos >= self.end {
             if self.eof {
                 return Ok(None);
             }
             self.fill(CHUNK)?;
-            if self.pos >= self.buf.len() {
+            if self.pos >= self.end {
                 return Ok(None);
             }
         }
@@ -358,7 +359,7 @@ impl<R: Read> Scanner<R> {
 
     fn skip_ws(&mut self) -> Result<(), CloudTrailError> {
         loop {
-            while self.pos < self.buf.len() {
+            while self.pos < self.end {
                 match self.buf[self.pos] {
                     b' ' | b'\n' | b'\r' | b'\t' => self.pos += 1,
                     _ => return Ok(()),
@@ -402,7 +403,7 @@ impl<R: Read> Scanner<R> {
         T: for<'de> Deserialize<'de>,
     {
         loop {
-            let slice = &self.buf[self.pos..];
+            let slice = &self.buf[self.pos..self.end];
             let mut it = serde_json::Deserializer::from_slice(slice).into_iter::<T>();
             match it.next() {
                 Some(Ok(v)) => {
@@ -425,7 +426,7 @@ impl<R: Read> Scanner<R> {
     }
 
     fn grow(&mut self) -> Result<(), CloudTrailError> {
-        let pending = self.buf.len() - self.pos;
+        let pending = self.end - self.pos;
         if pending > self.max_record {
             return Err(CloudTrailError::RecordTooLarge {
                 limit: self.max_record,
@@ -449,7 +450,7 @@ impl<R: Read> Scanner<R> {
             self.skip_ws()?;
             self.record_no += 1;
             let keep_going = loop {
-                let slice = &self.buf[self.pos..];
+                let slice = &self.buf[self.pos..self.end];
                 let mut it = serde_json::Deserializer::from_slice(slice).into_iter::<Record<'_>>();
                 match it.next() {
                     Some(Ok(rec)) => {

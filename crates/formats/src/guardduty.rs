@@ -467,6 +467,28 @@ fn extract_counting(f: &Finding, invalid_ips: &mut u64) -> Result<FindingRecord,
     })
 }
 
+/// One record per finding: when the same finding appears more than once (an export holding two
+/// versions, several inputs), the newest version wins, at the position of its first appearance.
+pub fn keep_latest(records: Vec<FindingRecord>) -> Vec<FindingRecord> {
+    let mut index = std::collections::HashMap::<(String, String, String), usize>::new();
+    let mut out: Vec<FindingRecord> = Vec::with_capacity(records.len());
+    for r in records {
+        let k = (r.account_id.clone(), r.region.clone(), r.finding_id.clone());
+        match index.get(&k) {
+            Some(&i) => {
+                if out[i].is_older_than(&r) {
+                    out[i] = r;
+                }
+            }
+            None => {
+                index.insert(k, out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Input shapes.
 
@@ -559,6 +581,33 @@ pub fn read_findings<R: BufRead>(
         }
     }
     Ok(findings)
+}
+
+/// The findings of one already-parsed document (a Lambda event, an SQS body): any shape
+/// [`read_findings`] accepts except JSONL.
+pub fn read_value(v: Value, mut each: impl FnMut(Finding)) -> Result<u64, GuardDutyError> {
+    let mut n = 0u64;
+    visit(v, None, 0, &mut |f| {
+        n += 1;
+        each(f)
+    })?;
+    Ok(n)
+}
+
+/// Extract every finding of one already-parsed document: records in input order, and the counts.
+pub fn extract_value(v: Value) -> Result<(Vec<FindingRecord>, ExtractStats), GuardDutyError> {
+    let mut records = Vec::new();
+    let mut stats = ExtractStats::default();
+    let mut invalid = 0u64;
+    read_value(v, |f| {
+        let r = extract_counting(&f, &mut invalid);
+        stats.count(&r);
+        if let Ok(rec) = r {
+            records.push(rec);
+        }
+    })?;
+    stats.invalid_ips = invalid;
+    Ok((records, stats))
 }
 
 /// Read findings and extract them: records in input order, and the counts.
@@ -969,6 +1018,10 @@ mod tests {
         assert!(r.is_older_than(&newer));
         assert!(!newer.is_older_than(&r));
         assert!(!r.is_older_than(&r));
+        let mut other = r.clone();
+        other.finding_id = "f2".into();
+        let kept = keep_latest(vec![r.clone(), other.clone(), newer.clone(), r.clone()]);
+        assert_eq!(kept, vec![newer.clone(), other]);
         let mut later = r.clone();
         later.updated_at = Some("2026-01-07T00:00:00Z".into());
         assert!(r.is_older_than(&later));

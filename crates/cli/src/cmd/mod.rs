@@ -1,3 +1,5 @@
 pub mod evaluate;
+pub mod prepare;
 pub mod score;
+pub mod synth;
 pub mod train;

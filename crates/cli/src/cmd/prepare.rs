@@ -1,0 +1,221 @@
+//! `ipsight prepare cloudtrail PATH...`: the preparer Lambda's rules on local files.
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use ipsight_formats::keys::{cloudtrail_key, SkipReason};
+use ipsight_formats::{prepare_cloudtrail, PrepareOptions, PrepareStats};
+use rayon::prelude::*;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    source: Source,
+}
+
+#[derive(clap::Subcommand)]
+enum Source {
+    /// CloudTrail log files (.json.gz or .json) or directories holding a CloudTrail bucket tree
+    Cloudtrail(CloudTrailArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CloudTrailArgs {
+    /// Files are always read; directories are walked and filtered like the Lambda filters S3 keys
+    /// (CloudTrail logs only: digest, Insight and empty files are skipped).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Write the tuple CSV here instead of stdout (written to a temporary file, renamed on success).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Cap on the uncompressed bytes of one file (gzip-bomb guard).
+    #[arg(long, default_value_t = PrepareOptions::default().max_uncompressed_bytes)]
+    max_uncompressed_bytes: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// In directories, also read `.json`/`.json.gz` files not named like CloudTrail logs (exports,
+    /// samples). Digest, Insight and empty files are still skipped.
+    #[arg(long)]
+    any_name: bool,
+    /// List every skipped file (default: counts by reason).
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.source {
+        Source::Cloudtrail(a) => cloudtrail(a),
+    }
+}
+
+/// Files to read, in a stable order, and what was skipped by the key filter.
+pub fn collect_cloudtrail_files(
+    paths: &[PathBuf],
+    any_name: bool,
+) -> anyhow::Result<(Vec<PathBuf>, Vec<(PathBuf, &'static str)>)> {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
+        if meta.is_file() {
+            files.push(p.clone());
+            continue;
+        }
+        let mut stack = vec![p.clone()];
+        while let Some(dir) = stack.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                .with_context(|| format!("{}", dir.display()))?
+                .collect::<Result<_, _>>()?;
+            entries.sort_by_key(|e| e.path());
+            for e in entries {
+                let path = e.path();
+                let ft = e.file_type()?;
+                if ft.is_dir() {
+                    stack.push(path);
+                } else if ft.is_file() {
+                    let key = path.to_string_lossy().replace('\\', "/");
+                    let size = e.metadata().map(|m| m.len()).ok();
+                    match cloudtrail_key(&key, size) {
+                        Ok(()) => files.push(path),
+                        Err(SkipReason::NotCloudTrail)
+                            if any_name
+                                && (key.ends_with(".json") || key.ends_with(".json.gz")) =>
+                        {
+                            files.push(path)
+                        }
+                        Err(r) => skipped.push((path, r.as_str())),
+                    }
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok((files, skipped))
+}
+
+fn prepare_file(path: &Path, opts: &PrepareOptions) -> Result<(Vec<u8>, PrepareStats), String> {
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let st = prepare_cloudtrail(BufReader::with_capacity(64 << 10, f), &mut out, opts)
+        .map_err(|e| e.to_string())?;
+    Ok((out, st))
+}
+
+fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (files, skipped) = collect_cloudtrail_files(&a.paths, a.any_name)?;
+    let opts = PrepareOptions {
+        max_uncompressed_bytes: a.max_uncompressed_bytes,
+        ..Default::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = if std::io::stderr().is_terminal() && total_bytes > 32 << 20 {
+        let b = indicatif::ProgressBar::new(total_bytes);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} compressed · {bytes_per_sec} · eta {eta}",
+            )
+            .unwrap(),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let (sink, tmp): (Box<dyn Write>, Option<(tempfile::NamedTempFile, PathBuf)>) = match &a.output
+    {
+        None => (Box::new(std::io::stdout().lock()), None),
+        Some(p) => {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let t = tempfile::NamedTempFile::new_in(dir)?;
+            (Box::new(t.reopen()?), Some((t, p.clone())))
+        }
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, sink);
+    let mut total = PrepareStats::default();
+    let mut failed = Vec::new();
+    // Files are processed in parallel in windows and written in order, so the output is deterministic
+    // and only a window's worth of tuples is held in memory.
+    if files.len() == 1 {
+        // One (possibly huge) file: stream straight to the output, memory stays flat.
+        let f = &files[0];
+        let r = File::open(f).map_err(|e| e.to_string()).and_then(|fh| {
+            prepare_cloudtrail(BufReader::with_capacity(64 << 10, fh), &mut w, &opts)
+                .map_err(|e| e.to_string())
+        });
+        match r {
+            Ok(st) => total.add(&st),
+            Err(e) => failed.push(format!("{}: {e}", f.display())),
+        }
+    }
+    for window in files
+        .chunks(pool.current_num_threads() * 4)
+        .filter(|_| files.len() > 1)
+    {
+        let results: Vec<_> = pool.install(|| {
+            window
+                .par_iter()
+                .map(|f| (f, prepare_file(f, &opts)))
+                .collect()
+        });
+        for (f, r) in results {
+            bar.inc(f.metadata().map(|m| m.len()).unwrap_or(0));
+            match r {
+                Ok((csv, st)) => {
+                    w.write_all(&csv)?;
+                    total.add(&st);
+                }
+                Err(e) => failed.push(format!("{}: {e}", f.display())),
+            }
+        }
+    }
+    w.flush()?;
+    drop(w);
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let mut by_reason = std::collections::BTreeMap::<&str, usize>::new();
+    for (p, why) in &skipped {
+        *by_reason.entry(why).or_default() += 1;
+        if a.verbose {
+            eprintln!("skipped {}: {why}", p.display());
+        }
+    }
+    let summary = serde_json::json!({
+        "files": files.len(),
+        "files_failed": failed.len(),
+        "files_skipped": by_reason,
+        "stats": total,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "uncompressed_mb_per_s": ((total.bytes_in as f64 / 1e6 / secs) * 10.0).round() / 10.0,
+    });
+    for f in &failed {
+        eprintln!("FAILED {f}");
+    }
+    eprintln!("{summary}");
+    if !failed.is_empty() {
+        // No half output: the temporary file is dropped, the target left untouched.
+        anyhow::bail!(
+            "{} of {} files failed; no output written",
+            failed.len(),
+            files.len()
+        );
+    }
+    if let Some((t, dest)) = tmp {
+        t.persist(&dest)
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
+    Ok(())
+}

@@ -1,6 +1,11 @@
-//! Row-parallel single-precision GEMM on top of `matrixmultiply`: C (m×n, row-major, contiguous) =
-//! alpha·A·B + beta·C, with A and B given by arbitrary strides. Rows of C are split across the rayon
-//! pool; each element is computed by one thread, so the result does not depend on the split.
+//! Row-parallel single-precision GEMM: C (m×n, row-major, contiguous) = alpha·A·B + beta·C, with A
+//! and B given by arbitrary strides. Rows of C are split across the rayon pool; each element is
+//! computed by one thread, so the result does not depend on the split.
+//!
+//! Release builds use `matrixmultiply`'s SIMD kernels. Debug builds (tests) use the simple kernel
+//! below instead: the workspace optimises this crate in dev builds but not its dependencies, and an
+//! unoptimised `matrixmultiply` makes the training tests about ten times slower. Both kernels are
+//! checked against a naive product in the tests.
 use rayon::prelude::*;
 
 #[derive(Clone, Copy)]
@@ -57,6 +62,10 @@ pub fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32,
         .for_each(|(chunk, c_chunk)| {
             let r0 = chunk * rows_per;
             let mm = c_chunk.len() / n;
+            if cfg!(debug_assertions) {
+                simple_kernel(mm, k, n, alpha, a, r0, b, beta, c_chunk);
+                return;
+            }
             // SAFETY: the asserts above bound every element A and B are read at; the chunk of C is
             // exclusively ours and contiguous with row stride n.
             unsafe {
@@ -78,6 +87,57 @@ pub fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: Mat, beta: f32,
                 );
             }
         });
+}
+
+/// Rows `r0..r0+m` of alpha·A·B + beta·C into `c` (m×n). Two loop orders cover our shapes with
+/// contiguous inner loops: "dot" when A's rows and B's columns are contiguous, "axpy" when B's rows
+/// are; anything else falls back to the naive order.
+#[allow(clippy::too_many_arguments)]
+fn simple_kernel(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    r0: usize,
+    b: Mat,
+    beta: f32,
+    c: &mut [f32],
+) {
+    let at = |i: usize, t: usize| a.data[((r0 + i) as isize * a.rs + t as isize * a.cs) as usize];
+    for v in c.iter_mut() {
+        *v = if beta == 0.0 { 0.0 } else { *v * beta };
+    }
+    if a.cs == 1 && b.rs == 1 {
+        for i in 0..m {
+            let arow = &a.data[((r0 + i) as isize * a.rs) as usize..][..k];
+            for j in 0..n {
+                let bcol = &b.data[(j as isize * b.cs) as usize..][..k];
+                c[i * n + j] += alpha * crate::model::dot(arow, bcol);
+            }
+        }
+    } else if b.cs == 1 {
+        for i in 0..m {
+            let crow = &mut c[i * n..][..n];
+            for t in 0..k {
+                let s = alpha * at(i, t);
+                let brow = &b.data[(t as isize * b.rs) as usize..][..n];
+                for (cv, &bv) in crow.iter_mut().zip(brow) {
+                    *cv += s * bv;
+                }
+            }
+        }
+    } else {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0;
+                for t in 0..k {
+                    acc += at(i, t) * b.data[(t as isize * b.rs + j as isize * b.cs) as usize];
+                }
+                c[i * n + j] += alpha * acc;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

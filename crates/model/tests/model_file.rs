@@ -1,0 +1,147 @@
+//! Save/load round trips and refusal of foreign, other-version, truncated and corrupt files.
+use std::net::Ipv4Addr;
+
+use ipsight_model::{
+    train, Hyperparameters, IpEncoderLayout, Model, ModelError, TrainOptions, TrainingData,
+};
+
+fn tiny_data() -> TrainingData {
+    let mut d = TrainingData::new();
+    for u in 0..20 {
+        for k in 0..10 {
+            d.push(&format!("user{u}"), Ipv4Addr::new(10, u as u8, 0, k));
+            d.push(&format!("user{u}"), Ipv4Addr::new(198, 51, 100, u as u8));
+        }
+    }
+    d
+}
+
+fn tiny_model(layers: u32, threads: usize, seed: u64) -> Model {
+    let mut hp = Hyperparameters::new(64, 8);
+    hp.num_ip_encoder_layers = layers;
+    hp.epochs = 2;
+    hp.mini_batch_size = 50;
+    hp.learning_rate = 0.01;
+    let opts = TrainOptions {
+        seed,
+        threads: Some(threads),
+        layout: IpEncoderLayout {
+            prefix24_buckets: 128,
+            address_buckets: 128,
+        },
+        ..TrainOptions::default()
+    };
+    train(&hp, &opts, &tiny_data(), None, &mut |_| {}).unwrap()
+}
+
+fn probe_pairs() -> Vec<(String, Ipv4Addr)> {
+    (0..50)
+        .map(|i| {
+            (
+                format!("user{}", i % 25),
+                Ipv4Addr::from(0x0a00_0000u32.wrapping_mul(i + 1) ^ i * 7919),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn round_trip_gives_identical_scores_for_every_encoder_depth() {
+    for layers in [0, 1, 3] {
+        let model = tiny_model(layers, 2, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.ipsight");
+        model.save(&path).unwrap();
+        let loaded = Model::load(&path).unwrap();
+        assert_eq!(loaded, model, "layers={layers}");
+        let pairs = probe_pairs();
+        let a = model.score_pairs(&pairs);
+        let b = loaded.score_pairs(&pairs);
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(loaded.percentile(a[0]), model.percentile(a[0]));
+        assert!(!loaded.calibration().is_empty());
+    }
+}
+
+#[test]
+fn single_threaded_training_is_reproducible() {
+    let a = tiny_model(1, 1, 42);
+    let b = tiny_model(1, 1, 42);
+    assert_eq!(a.score_pairs(&probe_pairs()), b.score_pairs(&probe_pairs()));
+    let c = tiny_model(1, 1, 43);
+    assert_ne!(a.score_pairs(&probe_pairs()), c.score_pairs(&probe_pairs()));
+}
+
+fn bytes_of(model: &Model) -> Vec<u8> {
+    let mut v = Vec::new();
+    model.write_to(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn other_version_is_refused() {
+    let mut bytes = bytes_of(&tiny_model(1, 2, 1));
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let err = Model::read_from(&mut bytes.as_slice()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("version 2"));
+}
+
+#[test]
+fn foreign_file_is_refused() {
+    let err = Model::read_from(&mut &b"{\"not\": \"a model\"}"[..]).unwrap_err();
+    assert!(matches!(err, ModelError::BadMagic), "{err}");
+}
+
+#[test]
+fn truncated_file_is_refused() {
+    let bytes = bytes_of(&tiny_model(1, 2, 1));
+    for cut in [5, 20, bytes.len() / 2, bytes.len() - 1] {
+        let err = Model::read_from(&mut &bytes[..cut]).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Truncated(_)),
+            "cut at {cut}: {err}"
+        );
+        assert!(err.to_string().contains("truncated"));
+    }
+}
+
+#[test]
+fn flipped_bit_in_a_table_is_refused() {
+    let mut bytes = bytes_of(&tiny_model(1, 2, 1));
+    let n = bytes.len();
+    bytes[n - 1000] ^= 0x10;
+    let err = Model::read_from(&mut bytes.as_slice()).unwrap_err();
+    assert!(matches!(err, ModelError::Checksum { .. }), "{err}");
+}
+
+#[test]
+fn trailing_garbage_is_refused() {
+    let mut bytes = bytes_of(&tiny_model(1, 2, 1));
+    bytes.push(0);
+    let err = Model::read_from(&mut bytes.as_slice()).unwrap_err();
+    assert!(matches!(err, ModelError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn unseen_entities_score_through_their_bucket() {
+    let model = tiny_model(1, 2, 1);
+    let s = model.score("never-seen-principal", Ipv4Addr::new(10, 3, 0, 1));
+    assert!(s.is_finite());
+    assert_eq!(
+        model.entity_vector("never-seen-principal"),
+        model.entity_vector("never-seen-principal")
+    );
+}

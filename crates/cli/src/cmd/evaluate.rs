@@ -1,0 +1,267 @@
+//! `ipsight evaluate`: AUC, the threshold for a false-positive budget, precision/recall there, and a
+//! plot of both score distributions with the threshold marked.
+use std::fs::File;
+use std::io::BufReader;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use ipsight_model::{eval, read_pairs, Malformed, Model};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file written by `ipsight train`
+    #[arg(long)]
+    model: PathBuf,
+    /// Tuple CSV of known-normal pairs (e.g. later days of real activity)
+    #[arg(long)]
+    normal: PathBuf,
+    /// Tuple CSV of anomalous pairs (e.g. the same entities from random IPs)
+    #[arg(long)]
+    anomalous: PathBuf,
+    /// False-positive budget on the normal pairs (0–1)
+    #[arg(long, default_value_t = 0.01)]
+    target_fpr: f64,
+    /// Write a histogram of both score distributions with the threshold: .svg (labelled) or .png
+    /// (bars and threshold only: green = normal, red = anomalous, black line = threshold)
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Skip malformed lines instead of failing
+    #[arg(long)]
+    skip_malformed: bool,
+}
+
+fn read(path: &Path, skip: bool) -> anyhow::Result<Vec<(String, Ipv4Addr)>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mode = if skip {
+        Malformed::Skip
+    } else {
+        Malformed::Fail
+    };
+    let (pairs, stats) = read_pairs(BufReader::new(file), mode)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if stats.skipped > 0 {
+        eprintln!(
+            "{}: skipped {} malformed line(s)",
+            path.display(),
+            stats.skipped
+        );
+    }
+    if pairs.is_empty() {
+        bail!("{} has no pairs", path.display());
+    }
+    Ok(pairs)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.target_fpr) {
+        bail!(
+            "--target-fpr must be between 0 and 1, got {}",
+            args.target_fpr
+        );
+    }
+    let model = Model::load(&args.model)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let normal = model.score_pairs(&read(&args.normal, args.skip_malformed)?);
+    let anomalous = model.score_pairs(&read(&args.anomalous, args.skip_malformed)?);
+    let auc = eval::auc(&normal, &anomalous);
+    let threshold = eval::threshold_for_fpr(&normal, args.target_fpr);
+    let m = eval::metrics_at(&normal, &anomalous, threshold);
+    let calibrated = model.threshold_for_fpr(args.target_fpr);
+    println!(
+        "normal pairs: {}, anomalous pairs: {}",
+        normal.len(),
+        anomalous.len()
+    );
+    println!("AUC: {auc:.6}");
+    println!(
+        "threshold for a {:.2}% false-positive budget on the normal pairs: {threshold:.6} (flag dot_product < threshold)",
+        args.target_fpr * 100.0
+    );
+    println!(
+        "at that threshold: precision {:.4}, recall {:.4}, false-positive rate {:.4} ({} anomalous and {} normal pairs flagged)",
+        m.precision, m.recall, m.false_positive_rate, m.true_positives, m.false_positives
+    );
+    let mc = eval::metrics_at(&normal, &anomalous, calibrated);
+    println!(
+        "model calibration (training pairs) puts {:.2}% of known activity below {calibrated:.6}; there: precision {:.4}, recall {:.4}, false-positive rate {:.4}",
+        args.target_fpr * 100.0,
+        mc.precision,
+        mc.recall,
+        mc.false_positive_rate
+    );
+    if let Some(path) = &args.plot {
+        plot(path, &normal, &anomalous, threshold)
+            .with_context(|| format!("writing plot {}", path.display()))?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+const BINS: usize = 60;
+
+/// Per-set fractions in BINS equal bins over the central 99.8% of all scores (outliers land in the
+/// edge bins), so two sets of different sizes compare.
+fn histograms(normal: &[f32], anomalous: &[f32]) -> (f32, f32, Vec<f64>, Vec<f64>) {
+    let mut all: Vec<f32> = normal
+        .iter()
+        .chain(anomalous)
+        .copied()
+        .filter(|s| s.is_finite())
+        .collect();
+    all.sort_unstable_by(f32::total_cmp);
+    let lo = all[(all.len() - 1) / 1000];
+    let mut hi = all[(all.len() - 1) * 999 / 1000];
+    if hi <= lo {
+        hi = lo + 1.0;
+    }
+    let hist = |s: &[f32]| {
+        let mut h = vec![0.0; BINS];
+        for &v in s.iter().filter(|v| v.is_finite()) {
+            let b = (((v - lo) / (hi - lo)) * BINS as f32)
+                .floor()
+                .clamp(0.0, (BINS - 1) as f32) as usize;
+            h[b] += 1.0 / s.len() as f64;
+        }
+        h
+    };
+    (lo, hi, hist(normal), hist(anomalous))
+}
+
+fn plot(path: &Path, normal: &[f32], anomalous: &[f32], threshold: f32) -> anyhow::Result<()> {
+    let (lo, hi, hn, ha) = histograms(normal, anomalous);
+    let ymax = hn.iter().chain(&ha).cloned().fold(0.0, f64::max).max(1e-9);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "svg" => std::fs::write(path, svg(lo, hi, &hn, &ha, ymax, threshold))?,
+        "png" => png(path, lo, hi, &hn, &ha, ymax, threshold)?,
+        _ => bail!("--plot must end in .svg or .png"),
+    }
+    Ok(())
+}
+
+fn svg(lo: f32, hi: f32, hn: &[f64], ha: &[f64], ymax: f64, threshold: f32) -> String {
+    let (w, h, l, r, t, b) = (900.0, 500.0, 70.0, 20.0, 40.0, 60.0);
+    let x = |v: f64| l + (v - lo as f64) / (hi - lo) as f64 * (w - l - r);
+    let y = |f: f64| h - b - f / ymax * (h - t - b);
+    let bin_w = (hi - lo) as f64 / BINS as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">ipsight: dot_product of normal vs anomalous pairs</text>\n",
+        w / 2.0
+    );
+    for (hist, color) in [(hn, "#2a9d3a"), (ha, "#d62828")] {
+        let mut d = format!("M{:.1},{:.1}", x(lo as f64), y(0.0));
+        for (i, &f) in hist.iter().enumerate() {
+            let x0 = x(lo as f64 + i as f64 * bin_w);
+            let x1 = x(lo as f64 + (i + 1) as f64 * bin_w);
+            d.push_str(&format!(" L{x0:.1},{:.1} L{x1:.1},{:.1}", y(f), y(f)));
+        }
+        d.push_str(&format!(" L{:.1},{:.1} Z", x(hi as f64), y(0.0)));
+        s.push_str(&format!(
+            "<path d=\"{d}\" fill=\"{color}\" fill-opacity=\"0.35\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n"
+        ));
+    }
+    // Axes and ticks.
+    s.push_str(&format!(
+        "<line x1=\"{l}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/><line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{0}\" stroke=\"black\"/>\n",
+        h - b,
+        w - r
+    ));
+    for k in 0..=6 {
+        let v = lo as f64 + (hi - lo) as f64 * k as f64 / 6.0;
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{v:.2}</text>\n",
+            x(v),
+            h - b + 18.0
+        ));
+    }
+    for k in 0..=4 {
+        let f = ymax * k as f64 / 4.0;
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.1}%</text>\n",
+            l - 6.0,
+            y(f) + 4.0,
+            f * 100.0
+        ));
+    }
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">dot_product (higher = more normal)</text>\n",
+        w / 2.0,
+        h - 15.0
+    ));
+    s.push_str(&format!(
+        "<text x=\"18\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {0})\">share of pairs per bin</text>\n",
+        h / 2.0
+    ));
+    let tx = x((threshold as f64).clamp(lo as f64, hi as f64));
+    s.push_str(&format!(
+        "<line x1=\"{tx:.1}\" y1=\"{t}\" x2=\"{tx:.1}\" y2=\"{}\" stroke=\"black\" stroke-width=\"2\" stroke-dasharray=\"6,4\"/>\n\
+         <text x=\"{:.1}\" y=\"{}\">threshold {threshold:.3}</text>\n",
+        h - b,
+        tx + 4.0,
+        t + 12.0
+    ));
+    s.push_str(&format!(
+        "<rect x=\"{0}\" y=\"{1}\" width=\"12\" height=\"12\" fill=\"#2a9d3a\"/><text x=\"{2}\" y=\"{3}\">normal</text>\n\
+         <rect x=\"{0}\" y=\"{4}\" width=\"12\" height=\"12\" fill=\"#d62828\"/><text x=\"{2}\" y=\"{5}\">anomalous</text>\n</svg>\n",
+        w - r - 110.0,
+        t + 4.0,
+        w - r - 92.0,
+        t + 14.0,
+        t + 22.0,
+        t + 32.0
+    ));
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn png(
+    path: &Path,
+    lo: f32,
+    hi: f32,
+    hn: &[f64],
+    ha: &[f64],
+    ymax: f64,
+    threshold: f32,
+) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let (w, h) = (900u32, 500u32);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (l, r, t, b) = (40i32, 20i32, 20i32, 40i32);
+    let px = |v: f64| l + ((v - lo as f64) / (hi - lo) as f64 * (w as i32 - l - r) as f64) as i32;
+    let py = |f: f64| h as i32 - b - (f / ymax * (h as i32 - t - b) as f64) as i32;
+    let bin_w = (hi - lo) as f64 / BINS as f64;
+    for (hist, color) in [(hn, RGBColor(42, 157, 58)), (ha, RGBColor(214, 40, 40))] {
+        for (i, &f) in hist.iter().enumerate() {
+            let x0 = px(lo as f64 + i as f64 * bin_w);
+            let x1 = px(lo as f64 + (i + 1) as f64 * bin_w);
+            root.draw(&Rectangle::new(
+                [(x0, py(f)), (x1, py(0.0))],
+                color.mix(0.4).filled(),
+            ))?;
+            root.draw(&PathElement::new(
+                vec![(x0, py(f)), (x1, py(f))],
+                color.stroke_width(2),
+            ))?;
+        }
+    }
+    root.draw(&PathElement::new(
+        vec![(l, py(0.0)), (w as i32 - r, py(0.0))],
+        BLACK,
+    ))?;
+    root.draw(&PathElement::new(vec![(l, t), (l, py(0.0))], BLACK))?;
+    let tx = px((threshold as f64).clamp(lo as f64, hi as f64));
+    root.draw(&PathElement::new(
+        vec![(tx, t), (tx, py(0.0))],
+        BLACK.stroke_width(3),
+    ))?;
+    root.present()?;
+    Ok(())
+}

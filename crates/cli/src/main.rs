@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the main job locally on built-in synthetic data (no AWS account): bucket → tuples → model → scores
+    Demo(cmd::demo::Args),
     /// Write deterministic synthetic data: CloudTrail buckets, benchmark objects, labelled pairs
     Synth(cmd::synth::Args),
     /// Turn logs into IP Insights training tuples (entity,ip CSV), with the Lambdas' rules
@@ -32,6 +34,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Prepare(a) => cmd::prepare::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Train(a) => cmd::train::run(a),

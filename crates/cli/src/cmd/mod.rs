@@ -1,3 +1,4 @@
+pub mod demo;
 pub mod evaluate;
 pub mod prepare;
 pub mod score;

@@ -104,15 +104,28 @@ fn prepare_file(path: &Path, opts: &PrepareOptions) -> Result<(Vec<u8>, PrepareS
     Ok((out, st))
 }
 
-fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
+/// What a prepare run did.
+pub struct PrepareReport {
+    pub files: usize,
+    pub skipped: Vec<(PathBuf, &'static str)>,
+    pub failed: Vec<String>,
+    pub stats: PrepareStats,
+    pub seconds: f64,
+}
+
+/// Prepare every CloudTrail file under `paths` into `out`, in a deterministic order, using all
+/// `threads` (0 = all cores). Failed files are reported, not written.
+pub fn prepare_cloudtrail_paths(
+    paths: &[PathBuf],
+    any_name: bool,
+    opts: &PrepareOptions,
+    threads: usize,
+    out: &mut impl Write,
+) -> anyhow::Result<PrepareReport> {
     let started = Instant::now();
-    let (files, skipped) = collect_cloudtrail_files(&a.paths, a.any_name)?;
-    let opts = PrepareOptions {
-        max_uncompressed_bytes: a.max_uncompressed_bytes,
-        ..Default::default()
-    };
+    let (files, skipped) = collect_cloudtrail_files(paths, any_name)?;
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
+        .num_threads(threads)
         .build()?;
     let total_bytes: u64 = files
         .iter()
@@ -131,7 +144,56 @@ fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let mut total = PrepareStats::default();
+    let mut failed = Vec::new();
+    if files.len() == 1 {
+        // One (possibly huge) file: stream straight to the output, memory stays flat.
+        let f = &files[0];
+        let r = File::open(f).map_err(|e| e.to_string()).and_then(|fh| {
+            prepare_cloudtrail(BufReader::with_capacity(64 << 10, fh), out, opts)
+                .map_err(|e| e.to_string())
+        });
+        match r {
+            Ok(st) => total.add(&st),
+            Err(e) => failed.push(format!("{}: {e}", f.display())),
+        }
+    } else {
+        // Files are processed in parallel in windows and written in order, so the output is
+        // deterministic and only a window's worth of tuples is held in memory.
+        for window in files.chunks(pool.current_num_threads() * 4) {
+            let results: Vec<_> = pool.install(|| {
+                window
+                    .par_iter()
+                    .map(|f| (f, prepare_file(f, opts)))
+                    .collect()
+            });
+            for (f, r) in results {
+                bar.inc(f.metadata().map(|m| m.len()).unwrap_or(0));
+                match r {
+                    Ok((csv, st)) => {
+                        out.write_all(&csv)?;
+                        total.add(&st);
+                    }
+                    Err(e) => failed.push(format!("{}: {e}", f.display())),
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(PrepareReport {
+        files: files.len(),
+        skipped,
+        failed,
+        stats: total,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
 
+fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
+    let opts = PrepareOptions {
+        max_uncompressed_bytes: a.max_uncompressed_bytes,
+        ..Default::default()
+    };
     let (sink, tmp): (Box<dyn Write>, Option<(tempfile::NamedTempFile, PathBuf)>) = match &a.output
     {
         None => (Box::new(std::io::stdout().lock()), None),
@@ -145,72 +207,38 @@ fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
         }
     };
     let mut w = BufWriter::with_capacity(1 << 20, sink);
-    let mut total = PrepareStats::default();
-    let mut failed = Vec::new();
-    // Files are processed in parallel in windows and written in order, so the output is deterministic
-    // and only a window's worth of tuples is held in memory.
-    if files.len() == 1 {
-        // One (possibly huge) file: stream straight to the output, memory stays flat.
-        let f = &files[0];
-        let r = File::open(f).map_err(|e| e.to_string()).and_then(|fh| {
-            prepare_cloudtrail(BufReader::with_capacity(64 << 10, fh), &mut w, &opts)
-                .map_err(|e| e.to_string())
-        });
-        match r {
-            Ok(st) => total.add(&st),
-            Err(e) => failed.push(format!("{}: {e}", f.display())),
-        }
-    }
-    for window in files
-        .chunks(pool.current_num_threads() * 4)
-        .filter(|_| files.len() > 1)
-    {
-        let results: Vec<_> = pool.install(|| {
-            window
-                .par_iter()
-                .map(|f| (f, prepare_file(f, &opts)))
-                .collect()
-        });
-        for (f, r) in results {
-            bar.inc(f.metadata().map(|m| m.len()).unwrap_or(0));
-            match r {
-                Ok((csv, st)) => {
-                    w.write_all(&csv)?;
-                    total.add(&st);
-                }
-                Err(e) => failed.push(format!("{}: {e}", f.display())),
-            }
-        }
-    }
+    let report =
+        prepare_cloudtrail_paths(&a.paths, a.any_name, &opts, a.threads.unwrap_or(0), &mut w)?;
     w.flush()?;
     drop(w);
-    bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
     let mut by_reason = std::collections::BTreeMap::<&str, usize>::new();
-    for (p, why) in &skipped {
+    for (p, why) in &report.skipped {
         *by_reason.entry(why).or_default() += 1;
         if a.verbose {
             eprintln!("skipped {}: {why}", p.display());
         }
     }
-    let summary = serde_json::json!({
-        "files": files.len(),
-        "files_failed": failed.len(),
-        "files_skipped": by_reason,
-        "stats": total,
-        "seconds": (secs * 1000.0).round() / 1000.0,
-        "uncompressed_mb_per_s": ((total.bytes_in as f64 / 1e6 / secs) * 10.0).round() / 10.0,
-    });
-    for f in &failed {
+    for f in &report.failed {
         eprintln!("FAILED {f}");
     }
-    eprintln!("{summary}");
-    if !failed.is_empty() {
+    let secs = report.seconds;
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "files": report.files,
+            "files_failed": report.failed.len(),
+            "files_skipped": by_reason,
+            "stats": report.stats,
+            "seconds": (secs * 1000.0).round() / 1000.0,
+            "uncompressed_mb_per_s": ((report.stats.bytes_in as f64 / 1e6 / secs) * 10.0).round() / 10.0,
+        })
+    );
+    if !report.failed.is_empty() {
         // No half output: the temporary file is dropped, the target left untouched.
         anyhow::bail!(
             "{} of {} files failed; no output written",
-            failed.len(),
-            files.len()
+            report.failed.len(),
+            report.files
         );
     }
     if let Some((t, dest)) = tmp {

@@ -5,7 +5,9 @@
 
 pub mod emf;
 pub mod scorer;
+pub mod scorers;
 pub mod store;
 
 pub use scorer::{Pair, Score, ScoreError, Scorer};
+pub use scorers::{EmbeddedScorer, ModelLocation, ScorerInitError, DEFAULT_MODEL_PATH};
 pub use store::{DirStore, ObjectBody, ObjectRef, ObjectStore, S3Store, StoreError};

@@ -1,0 +1,435 @@
+//! fuse: GuardDuty findings + IP Insights scores → `reports/<date>/suspicious.{json,csv}`, the
+//! aggregated, ranked list of suspicious `<principal, IP>` activity.
+//!
+//! Runs on a schedule (EventBridge Scheduler / a `rate()` rule) as a Lambda, and as `ipsight fuse`.
+//! Inputs, all in the data bucket:
+//! * finding records written by extract-guardduty (`infer/guardduty/findings/**.json`);
+//! * scores written by ipcheck (`scores/**.jsonl`), and optionally a [`Scorer`] for pairs that have
+//!   none yet;
+//! * optional trusted / threat IP lists (GuardDuty plain-text format) anywhere in S3.
+//!
+//! The same inputs give the same bytes: the report date comes from the event, rows are sorted on a
+//! total order, and nothing depends on listing or completion order.
+pub mod list;
+pub mod lists;
+pub mod report;
+pub mod scores;
+
+use std::collections::HashSet;
+use std::io::BufReader;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use ipsight_aws::emf::emf_line;
+use ipsight_aws::{ObjectRef, ObjectStore, Scorer, StoreError};
+use ipsight_formats::guardduty::FindingRecord;
+use ipsight_formats::keys::would_retrigger;
+use serde_json::{json, Map, Value};
+use tokio::io::AsyncReadExt;
+
+pub use list::ObjectLister;
+pub use lists::IpList;
+pub use report::{fuse, risk, FuseOptions, Report, Row};
+pub use scores::{NoScorer, ScoreEntry, ScoreSource, ScoreTable};
+
+pub const FUNCTION: &str = "fuse";
+
+/// Parallel GETs of finding records (each a few KB).
+const READ_CONCURRENCY: usize = 32;
+
+/// Configuration from the environment (set by the SAM template).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATA_BUCKET`: findings and scores are read from it, reports written to it.
+    pub data_bucket: String,
+    /// `FINDINGS_PREFIX` (default `infer/guardduty/findings/`).
+    pub findings_prefix: String,
+    /// `SCORES_PREFIX` (default `scores/`).
+    pub scores_prefix: String,
+    /// `REPORTS_PREFIX` (default `reports/`).
+    pub reports_prefix: String,
+    /// `TRUSTED_IPS` / `THREAT_IPS`: `s3://bucket/key` of GuardDuty plain-text IP lists.
+    pub trusted: Option<ObjectRef>,
+    pub threats: Option<ObjectRef>,
+    /// `LOOKBACK_DAYS` (default 30; `all` or `0` = every stored finding).
+    pub lookback_days: Option<u32>,
+    /// `INCLUDE_SAMPLES=true`: rank GuardDuty sample findings instead of suppressing them.
+    pub include_samples: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name}={value:?}: {why}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error(
+        "reports prefix {reports:?} overlaps the {what} prefix {input:?}: the report would be read \
+         back as input (or trigger the functions listening there)"
+    )]
+    Overlap {
+        reports: String,
+        what: &'static str,
+        input: String,
+    },
+}
+
+fn s3_uri(name: &'static str, v: &str) -> Result<ObjectRef, ConfigError> {
+    v.strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .map(|(b, k)| ObjectRef::new(b, k))
+        .ok_or(ConfigError::Invalid {
+            name,
+            value: v.to_owned(),
+            why: "expected s3://bucket/key",
+        })
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let nonempty = |k: &str| get(k).filter(|s| !s.trim().is_empty());
+        let lookback_days = match nonempty("LOOKBACK_DAYS") {
+            None => Some(30),
+            Some(v) if v.trim().eq_ignore_ascii_case("all") => None,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "LOOKBACK_DAYS",
+                        value: v,
+                        why: "expected a number of days or `all`",
+                    })
+                }
+            },
+        };
+        let cfg = Config {
+            data_bucket: nonempty("DATA_BUCKET").ok_or(ConfigError::Missing("DATA_BUCKET"))?,
+            findings_prefix: get("FINDINGS_PREFIX")
+                .unwrap_or_else(|| "infer/guardduty/findings/".into()),
+            scores_prefix: get("SCORES_PREFIX").unwrap_or_else(|| "scores/".into()),
+            reports_prefix: get("REPORTS_PREFIX").unwrap_or_else(|| "reports/".into()),
+            trusted: nonempty("TRUSTED_IPS")
+                .map(|v| s3_uri("TRUSTED_IPS", &v))
+                .transpose()?,
+            threats: nonempty("THREAT_IPS")
+                .map(|v| s3_uri("THREAT_IPS", &v))
+                .transpose()?,
+            lookback_days,
+            include_samples: nonempty("INCLUDE_SAMPLES")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1"),
+        };
+        for (what, input) in [
+            ("findings", &cfg.findings_prefix),
+            ("scores", &cfg.scores_prefix),
+        ] {
+            if would_retrigger(
+                &cfg.data_bucket,
+                input,
+                &cfg.data_bucket,
+                &cfg.reports_prefix,
+            ) {
+                return Err(ConfigError::Overlap {
+                    reports: cfg.reports_prefix.clone(),
+                    what,
+                    input: input.clone(),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// The report date of an event: `{"date":"YYYY-MM-DD"}` (manual runs, backfills) or the `time` of
+/// an EventBridge scheduled event. Never the wall clock: a retried invocation must write the same
+/// report.
+pub fn event_date(event: &Value) -> anyhow::Result<String> {
+    let raw = event
+        .get("date")
+        .or_else(|| event.get("time"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            anyhow::anyhow!("event has neither `date` nor `time`: cannot date the report")
+        })?;
+    let date = raw.get(..10).unwrap_or(raw);
+    if report::day_number(date).is_none() {
+        anyhow::bail!("{raw:?} does not start with a YYYY-MM-DD date");
+    }
+    Ok(date.to_owned())
+}
+
+async fn read_small(
+    store: &impl ObjectStore,
+    obj: &ObjectRef,
+    limit: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let mut body = store.get(obj).await?;
+    let mut buf = Vec::new();
+    (&mut body.reader)
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| StoreError::Other {
+            obj: obj.clone(),
+            op: "GetObject",
+            msg: e.to_string(),
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(StoreError::Other {
+            obj: obj.clone(),
+            op: "GetObject",
+            msg: format!("larger than {limit} bytes"),
+        });
+    }
+    Ok(buf)
+}
+
+async fn read_list(store: &impl ObjectStore, obj: &ObjectRef) -> anyhow::Result<IpList> {
+    let body = read_small(store, obj, 64 << 20).await?;
+    Ok(IpList::parse(
+        &obj.to_string(),
+        &String::from_utf8_lossy(&body),
+    )?)
+}
+
+/// Read every finding record under the prefix. A record that does not parse is logged and counted
+/// (one bad object must not stop the report); a store failure fails the run (it is retried).
+pub async fn read_records(
+    store: &(impl ObjectStore + ObjectLister),
+    bucket: &str,
+    prefix: &str,
+) -> Result<(Vec<FindingRecord>, u64), StoreError> {
+    let keys: Vec<String> = store
+        .list(bucket, prefix)
+        .await?
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    let results: Vec<(String, Result<Vec<u8>, StoreError>)> =
+        futures::stream::iter(keys.into_iter().map(|k| async move {
+            let obj = ObjectRef::new(bucket, &k);
+            let r = read_small(store, &obj, 16 << 20).await;
+            (k, r)
+        }))
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    let mut records = Vec::with_capacity(results.len());
+    let mut bad = 0u64;
+    for (k, r) in results {
+        match serde_json::from_slice::<FindingRecord>(&r?) {
+            Ok(rec) => records.push(rec),
+            Err(e) => {
+                bad += 1;
+                eprintln!(
+                    "{}",
+                    json!({"event": "bad_record", "function": FUNCTION, "object": ObjectRef::new(bucket, &k).to_string(), "error": e.to_string()})
+                );
+            }
+        }
+    }
+    Ok((records, bad))
+}
+
+/// Read the scores of the `wanted` pairs from every `.jsonl` under the prefix.
+pub async fn read_scores(
+    store: &(impl ObjectStore + ObjectLister),
+    bucket: &str,
+    prefix: &str,
+    wanted: HashSet<(String, std::net::Ipv4Addr)>,
+) -> anyhow::Result<(ScoreTable, u64)> {
+    let keys: Vec<String> = store
+        .list(bucket, prefix)
+        .await?
+        .into_iter()
+        .filter(|k| k.ends_with(".jsonl"))
+        .collect();
+    let wanted = std::sync::Arc::new(wanted);
+    let mut table = ScoreTable::default();
+    let mut lines = 0u64;
+    for k in keys {
+        let obj = ObjectRef::new(bucket, &k);
+        let body = store.get(&obj).await?;
+        let reader = tokio_util::io::SyncIoBridge::new(body.reader);
+        let wanted = wanted.clone();
+        let name = obj.to_string();
+        // Parsing is synchronous; the table moves in and out of the blocking task.
+        let (t, n) = tokio::task::spawn_blocking(move || {
+            let n = table.read_jsonl(
+                BufReader::with_capacity(256 << 10, reader),
+                &name,
+                Some(&wanted),
+            );
+            (table, n)
+        })
+        .await?;
+        table = t;
+        lines += n?;
+    }
+    Ok((table, lines))
+}
+
+/// Handle one scheduled (or manual) invocation: gather, fuse, write the two report objects.
+pub async fn handle<S: Scorer>(
+    cfg: &Config,
+    store: &(impl ObjectStore + ObjectLister),
+    scorer: Option<&S>,
+    event: Value,
+) -> Result<Value, anyhow::Error> {
+    let started = Instant::now();
+    let date = event_date(&event)?;
+    let (records, bad_records) =
+        read_records(store, &cfg.data_bucket, &cfg.findings_prefix).await?;
+    let pairs = report::finding_pairs(&records);
+    let (mut table, score_lines) = read_scores(
+        store,
+        &cfg.data_bucket,
+        &cfg.scores_prefix,
+        pairs.iter().cloned().collect(),
+    )
+    .await?;
+    let mut scored_now = 0usize;
+    let mut scorer_error = None;
+    if let Some(s) = scorer {
+        // A scorer outage degrades the report (rows say "unscored") rather than losing it.
+        match table.score_missing(pairs.iter().cloned(), s).await {
+            Ok(n) => scored_now = n,
+            Err(e) => scorer_error = Some(e.to_string()),
+        }
+    }
+    let trusted = match &cfg.trusted {
+        Some(o) => Some(read_list(store, o).await?),
+        None => None,
+    };
+    let threats = match &cfg.threats {
+        Some(o) => Some(read_list(store, o).await?),
+        None => None,
+    };
+    let opts = FuseOptions {
+        date: date.clone(),
+        lookback_days: cfg.lookback_days,
+        trusted,
+        threats,
+        include_samples: cfg.include_samples,
+    };
+    let report = fuse(&records, &table, &opts);
+    let mut p = cfg.reports_prefix.clone();
+    if !p.is_empty() && !p.ends_with('/') {
+        p.push('/');
+    }
+    let json_obj = ObjectRef::new(&cfg.data_bucket, format!("{p}{date}/suspicious.json"));
+    let csv_obj = ObjectRef::new(&cfg.data_bucket, format!("{p}{date}/suspicious.csv"));
+    store
+        .put_bytes(&csv_obj, Bytes::from(report.to_csv()), "text/csv")
+        .await?;
+    store
+        .put_bytes(&json_obj, Bytes::from(report.to_json()), "application/json")
+        .await?;
+    let s = &report.summary;
+    let mut f = Map::new();
+    f.insert("event".into(), "report_written".into());
+    f.insert("report".into(), json_obj.to_string().into());
+    f.insert("date".into(), date.clone().into());
+    f.insert("ms".into(), json!(started.elapsed().as_millis() as u64));
+    if let Some(e) = &scorer_error {
+        f.insert("scorer_error".into(), e.clone().into());
+    }
+    println!(
+        "{}",
+        emf_line(
+            "ipsight",
+            FUNCTION,
+            f,
+            &[
+                ("finding_records", records.len() as u64),
+                ("bad_records", bad_records),
+                ("score_lines", score_lines),
+                ("scored_on_the_fly", scored_now as u64),
+                ("rows", s.rows as u64),
+                ("ranked", s.ranked as u64),
+                ("escalated", s.escalated as u64),
+                ("suppressed", s.suppressed as u64),
+                ("unscored", s.unscored as u64),
+            ],
+        )
+    );
+    let top: Vec<Value> = report
+        .rows
+        .iter()
+        .take(5)
+        .map(|r| json!({"rank": r.rank, "risk": r.risk, "entity": r.entity, "ip": r.ip.to_string(), "status": r.status}))
+        .collect();
+    Ok(json!({
+        "report": json_obj.to_string(),
+        "csv": csv_obj.to_string(),
+        "summary": report.summary,
+        "bad_records": bad_records,
+        "scored_on_the_fly": scored_now,
+        "scorer_error": scorer_error,
+        "top": top,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = Config::from_lookup(env(&[("DATA_BUCKET", "d")])).unwrap();
+        assert_eq!(c.lookback_days, Some(30));
+        assert_eq!(c.findings_prefix, "infer/guardduty/findings/");
+        let c = Config::from_lookup(env(&[
+            ("DATA_BUCKET", "d"),
+            ("LOOKBACK_DAYS", "all"),
+            ("TRUSTED_IPS", "s3://cfg/lists/trusted.txt"),
+        ]))
+        .unwrap();
+        assert_eq!(c.lookback_days, None);
+        assert_eq!(c.trusted, Some(ObjectRef::new("cfg", "lists/trusted.txt")));
+        assert!(
+            Config::from_lookup(env(&[("DATA_BUCKET", "d"), ("THREAT_IPS", "cfg/x")])).is_err()
+        );
+        assert!(matches!(
+            Config::from_lookup(env(&[("DATA_BUCKET", "d"), ("REPORTS_PREFIX", "")])),
+            Err(ConfigError::Overlap { .. })
+        ));
+        assert!(matches!(
+            Config::from_lookup(env(&[])),
+            Err(ConfigError::Missing("DATA_BUCKET"))
+        ));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            event_date(&json!({"source":"aws.events","detail-type":"Scheduled Event","time":"2026-01-20T06:00:00Z"}))
+                .unwrap(),
+            "2026-01-20"
+        );
+        assert_eq!(
+            event_date(&json!({"date":"2026-02-01"})).unwrap(),
+            "2026-02-01"
+        );
+        assert!(event_date(&json!({})).is_err());
+        assert!(event_date(&json!({"date":"yesterday"})).is_err());
+    }
+}

@@ -83,9 +83,9 @@ impl Hyperparameters {
             hi: Option<T>,
             range: &'static str,
         ) -> Result<(), ModelError> {
-            // `!(v >= lo)` rather than `v < lo` so that NaN is rejected too.
-            let bad = !(v >= lo) || hi.is_some_and(|hi| !(v <= hi));
-            if bad {
+            // Written as "inside the range" so that NaN (which compares false) is rejected too.
+            let inside = v >= lo && hi.is_none_or(|hi| v <= hi);
+            if !inside {
                 return Err(ModelError::Hyperparameter {
                     name,
                     value: v.to_string(),

@@ -177,7 +177,7 @@ fn train_in_pool(
                 pairs_total,
                 loss: ema,
                 elapsed_secs: start.elapsed().as_secs_f64(),
-                publish: (bi as u64 + 1) % hp.batch_metrics_publish_interval == 0,
+                publish: (bi as u64 + 1).is_multiple_of(hp.batch_metrics_publish_interval),
             }));
         }
         let seconds = epoch_start.elapsed().as_secs_f64();
@@ -539,8 +539,8 @@ impl Trainer {
                 .for_each(|(ui, x)| {
                     let rows = self.rows(uips[ui]);
                     x.copy_from_slice(self.tables[0].w(rows[0] as usize));
-                    for t in 1..4 {
-                        let row = self.tables[t].w(rows[t] as usize);
+                    for (table, &r) in self.tables.iter().zip(&rows).skip(1) {
+                        let row = table.w(r as usize);
                         for (a, b) in x.iter_mut().zip(row) {
                             *a += b;
                         }
@@ -1011,11 +1011,11 @@ mod tests {
             probe.loss(&ents, &ips, seed);
         }
         let rows = probe.rows(ips[0]);
-        for t in 0..4 {
+        for (t, &row) in rows.iter().enumerate() {
             for i in [1usize, 5] {
-                let a = probe.table_grad(t, rows[t], i);
+                let a = probe.table_grad(t, row, i);
                 let n = check(&format!("table{t}"), a, &mut probe, &|p| {
-                    p.table_param(t, rows[t], i)
+                    p.table_param(t, row, i)
                 });
                 nonzero += (n.abs() > 1e-4) as usize;
                 probe.loss(&ents, &ips, seed);

@@ -23,7 +23,12 @@ fn defaults_are_sagemakers() {
 
 #[test]
 fn out_of_range_values_name_the_parameter_and_range() {
-    let cases: Vec<(Box<dyn FnOnce(&mut Hyperparameters)>, &str, &str)> = vec![
+    type Case = (
+        Box<dyn FnOnce(&mut Hyperparameters)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             Box::new(|h| h.num_entity_vectors = 0),
             "num_entity_vectors",

@@ -39,7 +39,7 @@ fn probe_pairs() -> Vec<(String, Ipv4Addr)> {
         .map(|i| {
             (
                 format!("user{}", i % 25),
-                Ipv4Addr::from(0x0a00_0000u32.wrapping_mul(i + 1) ^ i * 7919),
+                Ipv4Addr::from(0x0a00_0000u32.wrapping_mul(i + 1) ^ (i * 7919)),
             )
         })
         .collect()

@@ -26,7 +26,35 @@ pub struct Args {
     #[arg(long)]
     skip_malformed: bool,
 
-    // SageMaker IP Insights hyperparameters, by their SageMaker names (dashes or underscores).
+    #[command(flatten)]
+    hyper: Box<SageMakerHyperparameters>,
+
+    /// [ipsight] random seed (with --threads 1 a run is reproducible)
+    #[arg(long, help_heading = "ipsight options")]
+    seed: Option<u64>,
+    /// [ipsight] worker threads (default: all cores)
+    #[arg(long, help_heading = "ipsight options")]
+    threads: Option<usize>,
+    /// [ipsight] hash buckets for /24 prefixes
+    #[arg(
+        long = "prefix24-buckets",
+        alias = "prefix24_buckets",
+        help_heading = "ipsight options"
+    )]
+    prefix24_buckets: Option<u32>,
+    /// [ipsight] hash buckets for whole addresses
+    #[arg(
+        long = "address-buckets",
+        alias = "address_buckets",
+        help_heading = "ipsight options"
+    )]
+    address_buckets: Option<u32>,
+}
+
+/// SageMaker IP Insights hyperparameters, by their SageMaker names (dashes or underscores). Kept as
+/// text and parsed by `Hyperparameters::set`, exactly as SageMaker receives them.
+#[derive(clap::Args)]
+struct SageMakerHyperparameters {
     /// [SageMaker, required] entity vectors (hash buckets), 1–250,000,000
     #[arg(
         long = "num-entity-vectors",
@@ -93,27 +121,6 @@ pub struct Args {
         help_heading = "SageMaker hyperparameters"
     )]
     weight_decay: Option<String>,
-
-    /// [ipsight] random seed (with --threads 1 a run is reproducible)
-    #[arg(long, help_heading = "ipsight options")]
-    seed: Option<u64>,
-    /// [ipsight] worker threads (default: all cores)
-    #[arg(long, help_heading = "ipsight options")]
-    threads: Option<usize>,
-    /// [ipsight] hash buckets for /24 prefixes
-    #[arg(
-        long = "prefix24-buckets",
-        alias = "prefix24_buckets",
-        help_heading = "ipsight options"
-    )]
-    prefix24_buckets: Option<u32>,
-    /// [ipsight] hash buckets for whole addresses
-    #[arg(
-        long = "address-buckets",
-        alias = "address_buckets",
-        help_heading = "ipsight options"
-    )]
-    address_buckets: Option<u32>,
 }
 
 fn read(path: &PathBuf, skip: bool, what: &str) -> anyhow::Result<TrainingData> {
@@ -140,7 +147,8 @@ fn read(path: &PathBuf, skip: bool, what: &str) -> anyhow::Result<TrainingData> 
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (Some(nev), Some(dim)) = (&args.num_entity_vectors, &args.vector_dim) else {
+    let h = &args.hyper;
+    let (Some(nev), Some(dim)) = (&h.num_entity_vectors, &h.vector_dim) else {
         bail!("--num-entity-vectors and --vector-dim are required (as in SageMaker IP Insights)");
     };
     let mut hp = Hyperparameters::new(0, 0);
@@ -149,21 +157,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (name, value) in [
         (
             "batch_metrics_publish_interval",
-            &args.batch_metrics_publish_interval,
+            &h.batch_metrics_publish_interval,
         ),
-        ("epochs", &args.epochs),
-        ("learning_rate", &args.learning_rate),
-        ("mini_batch_size", &args.mini_batch_size),
-        ("num_ip_encoder_layers", &args.num_ip_encoder_layers),
+        ("epochs", &h.epochs),
+        ("learning_rate", &h.learning_rate),
+        ("mini_batch_size", &h.mini_batch_size),
+        ("num_ip_encoder_layers", &h.num_ip_encoder_layers),
         (
             "random_negative_sampling_rate",
-            &args.random_negative_sampling_rate,
+            &h.random_negative_sampling_rate,
         ),
         (
             "shuffled_negative_sampling_rate",
-            &args.shuffled_negative_sampling_rate,
+            &h.shuffled_negative_sampling_rate,
         ),
-        ("weight_decay", &args.weight_decay),
+        ("weight_decay", &h.weight_decay),
     ] {
         if let Some(v) = value {
             hp.set(name, v)?;

@@ -9,5 +9,8 @@ pub mod scorers;
 pub mod store;
 
 pub use scorer::{Pair, Score, ScoreError, Scorer};
-pub use scorers::{EmbeddedScorer, ModelLocation, ScorerInitError, DEFAULT_MODEL_PATH};
+pub use scorers::{
+    scorer_from_env, scorer_from_vars, AnyScorer, EmbeddedScorer, ModelLocation, SageMakerOptions,
+    SageMakerScorer, ScorerInitError, DEFAULT_MODEL_PATH,
+};
 pub use store::{DirStore, ObjectBody, ObjectRef, ObjectStore, S3Store, StoreError};

@@ -11,6 +11,7 @@ pub mod ip;
 pub mod keys;
 pub mod limit;
 pub mod notify;
+pub mod ocsf;
 pub mod tuples;
 
 pub use cloudtrail::{prepare_cloudtrail, CloudTrailError, PrepareOptions, PrepareStats};

@@ -25,6 +25,8 @@ enum Command {
     Prepare(cmd::prepare::Args),
     /// Train an IP Insights-compatible model on a tuple CSV (entity,ip)
     Train(cmd::train::Args),
+    /// Train and deploy with the SageMaker built-in IP Insights algorithm (data that outgrows one machine)
+    Sagemaker(cmd::sagemaker::Args),
     /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
     Score(cmd::score::Args),
     /// Evaluate a model on normal and anomalous pairs: AUC, threshold for a false-positive budget, plot
@@ -39,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Command::Synth(a) => cmd::synth::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Score(a) => cmd::score::run(a),
+        Command::Sagemaker(a) => cmd::sagemaker::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
     }
 }

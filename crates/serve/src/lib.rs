@@ -74,6 +74,25 @@ pub async fn serve(model: Arc<Model>, addr: SocketAddr) -> Result<(), ServeError
     serve_on(model, listener, std::future::pending()).await
 }
 
+/// For synchronous callers (the CLI): builds a multi-threaded runtime, binds `addr`, reports the
+/// bound address (useful with port 0) and serves until the process ends.
+pub fn serve_blocking(
+    model: Arc<Model>,
+    addr: SocketAddr,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        on_listening(listener.local_addr()?);
+        serve_on(model, listener, std::future::pending()).await
+    })
+}
+
 /// Serves on an already bound listener (tests bind port 0) until `shutdown` completes; requests in
 /// flight are finished first.
 pub async fn serve_on(

@@ -1,6 +1,7 @@
 pub mod demo;
 pub mod evaluate;
 pub mod prepare;
+pub mod sagemaker;
 pub mod score;
 pub mod synth;
 pub mod train;

@@ -31,6 +31,8 @@ enum Command {
     Score(cmd::score::Args),
     /// Evaluate a model on normal and anomalous pairs: AUC, threshold for a false-positive budget, plot
     Evaluate(cmd::evaluate::Args),
+    /// Serve a model over HTTP as a SageMaker IP Insights endpoint (container contract + Runtime path)
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Score(a) => cmd::score::run(a),
         Command::Sagemaker(a) => cmd::sagemaker::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     }
 }

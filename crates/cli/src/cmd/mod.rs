@@ -3,5 +3,6 @@ pub mod evaluate;
 pub mod prepare;
 pub mod sagemaker;
 pub mod score;
+pub mod serve;
 pub mod synth;
 pub mod train;

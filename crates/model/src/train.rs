@@ -406,6 +406,37 @@ fn fit<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
     v.resize(len, T::default());
 }
 
+/// Hints the CPU to start loading `bytes` from `p` into cache: the sparse updates and the encoder
+/// gather hop between random rows of large tables, so each row's first touch is a cache (and often
+/// TLB) miss; issuing the next rows' loads early overlaps those misses.
+/// Takes a raw pointer (never dereferenced) so it may name rows another thread is updating.
+#[inline(always)]
+fn prefetch(p: *const f32, floats: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let mut off = 0;
+        while off < floats {
+            // SAFETY: a prefetch is a hint with no architectural effect and cannot fault;
+            // `wrapping_add` keeps the pointer arithmetic itself defined.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast()) };
+            off += 16;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, floats);
+}
+
+/// Resizes a reused buffer whose every element the caller overwrites: no zeroing pass (several MB
+/// a batch otherwise).
+fn fit_overwrite<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() > len {
+        v.truncate(len);
+    } else {
+        v.resize(len, T::default());
+    }
+}
+
 /// Sorts (key, item) pairs and records where each key's run starts (plus the end).
 fn group(pairs: &mut [(u32, u32)], bounds: &mut Vec<u32>) {
     pairs.sort_unstable();
@@ -485,11 +516,11 @@ impl Trainer {
 
         // Negatives. Random IPs are uniform over all of IPv4, as SageMaker's are.
         let mut rng = SmallRng::seed_from_u64(seed);
-        fit(&mut ws.rnd, b * r);
+        fit_overwrite(&mut ws.rnd, b * r);
         for v in &mut ws.rnd {
             *v = rng.random();
         }
-        fit(&mut ws.perm, b * s);
+        fit_overwrite(&mut ws.perm, b * s);
         for chunk in ws.perm.chunks_mut(b.max(1)) {
             for (i, p) in chunk.iter_mut().enumerate() {
                 *p = i as u32;
@@ -508,7 +539,7 @@ impl Trainer {
                 .map(|(i, ip)| (ip, i as u32)),
         );
         ws.sort.sort_unstable();
-        fit(&mut ws.slot_u, slots);
+        fit_overwrite(&mut ws.slot_u, slots);
         ws.uips.clear();
         for &(ip, slot) in &ws.sort {
             if ws.uips.last() != Some(&ip) {
@@ -517,7 +548,7 @@ impl Trainer {
             ws.slot_u[slot as usize] = (ws.uips.len() - 1) as u32;
         }
         let u = ws.uips.len();
-        fit(&mut ws.pair_u, b * k);
+        fit_overwrite(&mut ws.pair_u, b * k);
         for i in 0..b {
             let p = &mut ws.pair_u[i * k..(i + 1) * k];
             p[0] = ws.slot_u[i];
@@ -530,13 +561,18 @@ impl Trainer {
         }
 
         // Encoder input: sum of the four prefix embeddings.
-        fit(&mut ws.x, u * d);
+        fit_overwrite(&mut ws.x, u * d);
         {
             let uips = &ws.uips;
             ws.x.par_chunks_mut(d)
                 .with_min_len(64)
                 .enumerate()
                 .for_each(|(ui, x)| {
+                    if let Some(&ahead) = uips.get(ui + 4) {
+                        for (table, &r) in self.tables.iter().zip(&self.rows(ahead)) {
+                            prefetch(table.w(r as usize).as_ptr(), d);
+                        }
+                    }
                     let rows = self.rows(uips[ui]);
                     x.copy_from_slice(self.tables[0].w(rows[0] as usize));
                     for (table, &r) in self.tables.iter().zip(&rows).skip(1) {
@@ -553,7 +589,7 @@ impl Trainer {
             let (before, rest) = ws.acts.split_at_mut(l);
             let input: &[f32] = if l == 0 { &ws.x } else { &before[l - 1] };
             let out = &mut rest[0];
-            fit(out, u * d);
+            fit_overwrite(out, u * d);
             let layer = &self.layers[l];
             gemm(
                 u,
@@ -578,8 +614,8 @@ impl Trainer {
         let v: &[f32] = if nl == 0 { &ws.x } else { &ws.acts[nl - 1] };
 
         // Scores, loss, dL/dscore, and each positive's entity gradient.
-        fit(&mut ws.g, b * k);
-        fit(&mut ws.de, b * d);
+        fit_overwrite(&mut ws.g, b * k);
+        fit_overwrite(&mut ws.de, b * d);
         let inv = 1.0 / (b * k) as f32;
         let entity = &self.entity;
         let pair_u = &ws.pair_u;
@@ -589,6 +625,7 @@ impl Trainer {
                 .enumerate()
                 .with_min_len(16)
                 .map(|(i, (g, de))| {
+                    de.fill(0.0);
                     let e = entity.w(ents[i] as usize);
                     let mut loss = 0.0f64;
                     for (j, gj) in g.iter_mut().enumerate() {
@@ -619,7 +656,7 @@ impl Trainer {
         for i in 0..u {
             ws.csr_off[i + 1] += ws.csr_off[i];
         }
-        fit(&mut ws.csr, b * k);
+        fit_overwrite(&mut ws.csr, b * k);
         {
             let mut fill = ws.csr_off.clone();
             for (p, &ui) in pair_u.iter().enumerate() {
@@ -627,7 +664,7 @@ impl Trainer {
                 fill[ui as usize] += 1;
             }
         }
-        fit(&mut ws.dv, u * d);
+        fit_overwrite(&mut ws.dv, u * d);
         {
             let (csr, off, g, ents) = (&ws.csr, &ws.csr_off, &ws.g, &ws.ents);
             ws.dv
@@ -635,6 +672,7 @@ impl Trainer {
                 .with_min_len(64)
                 .enumerate()
                 .for_each(|(ui, dv)| {
+                    dv.fill(0.0);
                     for &p in &csr[off[ui] as usize..off[ui + 1] as usize] {
                         let gp = g[p as usize];
                         let e = entity.w(ents[p as usize / k] as usize);
@@ -652,7 +690,7 @@ impl Trainer {
         for l in (0..nl).rev() {
             let input: &[f32] = if l == 0 { &ws.x } else { &ws.acts[l - 1] };
             let w = &self.layers[l].w.w;
-            fit(&mut ws.dw[l], d * d);
+            fit_overwrite(&mut ws.dw[l], d * d);
             gemm(
                 d,
                 u,
@@ -669,7 +707,7 @@ impl Trainer {
                     *a += x;
                 }
             }
-            fit(&mut ws.dtmp, u * d);
+            fit_overwrite(&mut ws.dtmp, u * d);
             gemm(
                 u,
                 d,
@@ -837,6 +875,11 @@ fn sparse_update(
         .for_each_init(
             || vec![0.0f32; d],
             |gbuf, gi| {
+                if let Some(&ahead) = bounds.get(gi + 3) {
+                    if let Some(&(r, _)) = groups.get(ahead as usize) {
+                        prefetch(base.0.wrapping_add(r as usize * 3 * d), 3 * d);
+                    }
+                }
                 let run = &groups[bounds[gi] as usize..bounds[gi + 1] as usize];
                 let row = run[0].0 as usize;
                 assert!(row < rows);

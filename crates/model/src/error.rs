@@ -13,6 +13,8 @@ pub enum ModelError {
     HyperparameterSyntax { name: String, value: String },
     #[error("unknown hyperparameter {0:?} (IP Insights has: num_entity_vectors, vector_dim, batch_metrics_publish_interval, epochs, learning_rate, mini_batch_size, num_ip_encoder_layers, random_negative_sampling_rate, shuffled_negative_sampling_rate, weight_decay)")]
     UnknownHyperparameter(String),
+    #[error("not enough memory for the model's tables and optimiser state ({bytes} bytes for one table): lower num_entity_vectors, vector_dim or the bucket counts")]
+    OutOfMemory { bytes: u64 },
     #[error("no training pairs")]
     NoTrainingData,
     #[error("could not build the thread pool: {0}")]

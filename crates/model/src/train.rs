@@ -127,7 +127,7 @@ fn train_in_pool(
     on_event: &mut (dyn FnMut(TrainEvent) + Send),
 ) -> Result<Model, ModelError> {
     let start = Instant::now();
-    let mut trainer = Trainer::new(hp, opts.layout, opts.seed);
+    let mut trainer = Trainer::new(hp, opts.layout, opts.seed)?;
     let n = data.len();
     let bsz = (hp.mini_batch_size as usize).min(n);
     let batches = n.div_ceil(bsz);
@@ -259,15 +259,25 @@ struct Table {
 }
 
 impl Table {
-    fn uniform(rows: usize, d: usize, scale: f32, rng: &mut StdRng) -> Self {
-        let mut data = vec![0.0f32; rows * 3 * d];
+    fn uniform(rows: usize, d: usize, scale: f32, rng: &mut StdRng) -> Result<Self, ModelError> {
+        let len = rows
+            .checked_mul(3 * d)
+            .ok_or(ModelError::OutOfMemory { bytes: u64::MAX })?;
+        // try_reserve turns "num_entity_vectors too large for this machine" into an error instead
+        // of an allocation abort.
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| ModelError::OutOfMemory {
+                bytes: len as u64 * 4,
+            })?;
+        data.resize(len, 0.0f32);
         advise_huge_pages(&mut data);
         for block in data.chunks_exact_mut(3 * d) {
             for w in &mut block[..d] {
                 *w = rng.random_range(-scale..=scale);
             }
         }
-        Self { data, d }
+        Ok(Self { data, d })
     }
     #[inline]
     fn w(&self, row: usize) -> &[f32] {
@@ -460,7 +470,11 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 impl Trainer {
-    pub(crate) fn new(hp: &Hyperparameters, layout: IpEncoderLayout, seed: u64) -> Self {
+    pub(crate) fn new(
+        hp: &Hyperparameters,
+        layout: IpEncoderLayout,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
         let d = hp.vector_dim as usize;
         let mut rng = StdRng::seed_from_u64(seed);
         let rows = [
@@ -470,8 +484,9 @@ impl Trainer {
             layout.address_buckets as usize,
         ];
         // Small initial scores (std ≈ 0.04 at d = 128) keep the first sigmoids near 0.5.
-        let entity = Table::uniform(hp.num_entity_vectors as usize, d, 0.1, &mut rng);
-        let tables = rows.map(|r| Table::uniform(r, d, 0.05, &mut rng));
+        let entity = Table::uniform(hp.num_entity_vectors as usize, d, 0.1, &mut rng)?;
+        let [t8, t16, t24, t32] = rows.map(|r| Table::uniform(r, d, 0.05, &mut rng));
+        let tables = [t8?, t16?, t24?, t32?];
         let xavier = (6.0 / (2.0 * d as f32)).sqrt();
         let layers = (0..hp.num_ip_encoder_layers)
             .map(|_| Layer {
@@ -479,7 +494,7 @@ impl Trainer {
                 b: Param::zeros(d),
             })
             .collect();
-        Self {
+        Ok(Self {
             hp: hp.clone(),
             layout,
             d,
@@ -490,7 +505,7 @@ impl Trainer {
             tables,
             layers,
             ws: Workspace::default(),
-        }
+        })
     }
 
     #[inline]
@@ -740,17 +755,23 @@ impl Trainer {
         }
         ws.dx = cur;
 
-        // Which table rows each distinct IP touched, grouped by row, for the sparse updates.
-        for t in 0..4 {
-            let groups = &mut ws.row_groups[t];
-            groups.clear();
-            groups.extend(
-                ws.uips
-                    .iter()
-                    .enumerate()
-                    .map(|(ui, &ip)| (self.rows(ip)[t], ui as u32)),
-            );
-            group(groups, &mut ws.row_bounds[t]);
+        // Which table rows each distinct IP touched, grouped by row, for the sparse updates. The
+        // four sorts are independent: one task each.
+        {
+            let uips = &ws.uips;
+            ws.row_groups
+                .par_iter_mut()
+                .zip(ws.row_bounds.par_iter_mut())
+                .enumerate()
+                .for_each(|(t, (groups, bounds))| {
+                    groups.clear();
+                    groups.extend(
+                        uips.iter()
+                            .enumerate()
+                            .map(|(ui, &ip)| (self.rows(ip)[t], ui as u32)),
+                    );
+                    group(groups, bounds);
+                });
         }
         ws.ent_groups.clear();
         ws.ent_groups
@@ -932,7 +953,7 @@ pub(crate) mod test_support {
     impl Probe {
         pub fn new(hp: &Hyperparameters, layout: IpEncoderLayout, seed: u64) -> Self {
             Self {
-                trainer: Trainer::new(hp, layout, seed),
+                trainer: Trainer::new(hp, layout, seed).unwrap(),
             }
         }
         pub fn loss(&mut self, ents: &[u32], ips: &[u32], seed: u64) -> f64 {

@@ -145,3 +145,17 @@ fn unseen_entities_score_through_their_bucket() {
         model.entity_vector("never-seen-principal")
     );
 }
+
+#[test]
+fn impossible_table_size_is_an_error_not_an_abort() {
+    let hp = Hyperparameters::new(250_000_000, 4096);
+    let err = train(
+        &hp,
+        &TrainOptions::default(),
+        &tiny_data(),
+        None,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, ModelError::OutOfMemory { .. }), "{err}");
+}

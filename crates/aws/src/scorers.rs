@@ -96,7 +96,7 @@ impl EmbeddedScorer {
 /// [`Score::unusual_percentile`] convention. None without a calibration.
 pub fn unusual_percentile(cal: &Calibration, score: f32) -> Option<f64> {
     let p = cal.percentile(score);
-    (!p.is_nan()).then(|| 100.0 - p)
+    (!p.is_nan()).then_some(100.0 - p)
 }
 
 impl Scorer for EmbeddedScorer {
@@ -546,7 +546,8 @@ pub fn parse_dot_products(body: &[u8]) -> Result<Vec<f32>, String> {
     }
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(i) = memchr_key(rest.as_bytes(), KEY) {
+    let finder = memchr::memmem::Finder::new(KEY);
+    while let Some(i) = finder.find(rest.as_bytes()) {
         let after = rest[i + KEY.len()..].trim_start();
         let after = after
             .strip_prefix(':')
@@ -565,10 +566,6 @@ pub fn parse_dot_products(body: &[u8]) -> Result<Vec<f32>, String> {
         rest = &after[end..];
     }
     Ok(out)
-}
-
-fn memchr_key(hay: &[u8], key: &[u8]) -> Option<usize> {
-    hay.windows(key.len()).position(|w| w == key)
 }
 
 /// A uniform draw in [0, 1) for back-off jitter: splitmix64 over a shared counter seeded from the
@@ -675,7 +672,11 @@ pub fn calibration_from_bytes(
     if cal.is_empty() {
         return Err(err("no quantiles".into()));
     }
-    if cal.quantiles.windows(2).any(|w| !(w[0] <= w[1])) {
+    if cal
+        .quantiles
+        .windows(2)
+        .any(|w| w[0].partial_cmp(&w[1]).is_none_or(|o| o.is_gt()))
+    {
         return Err(err("quantiles must be non-decreasing numbers".into()));
     }
     Ok(cal)

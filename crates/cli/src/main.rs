@@ -25,6 +25,10 @@ enum Command {
     Prepare(cmd::prepare::Args),
     /// Train an IP Insights-compatible model on a tuple CSV (entity,ip)
     Train(cmd::train::Args),
+    /// Extract <entity, ip> inference records and tuples from GuardDuty findings (any shape)
+    Extract(cmd::extract::Args),
+    /// Fuse GuardDuty findings with IP Insights scores into a ranked list of suspicious activity
+    Fuse(cmd::fuse::Args),
     /// Train and deploy with the SageMaker built-in IP Insights algorithm (data that outgrows one machine)
     Sagemaker(cmd::sagemaker::Args),
     /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
@@ -42,6 +46,8 @@ fn main() -> anyhow::Result<()> {
         Command::Prepare(a) => cmd::prepare::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Train(a) => cmd::train::run(a),
+        Command::Extract(a) => cmd::extract::run(a),
+        Command::Fuse(a) => cmd::fuse::run(a),
         Command::Score(a) => cmd::score::run(a),
         Command::Sagemaker(a) => cmd::sagemaker::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),

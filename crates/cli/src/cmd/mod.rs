@@ -1,5 +1,7 @@
 pub mod demo;
 pub mod evaluate;
+pub mod extract;
+pub mod fuse;
 pub mod prepare;
 pub mod sagemaker;
 pub mod score;

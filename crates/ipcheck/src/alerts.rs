@@ -83,17 +83,12 @@ impl AlertSink for EventBridgeSink {
                     .await;
                 let out = match out {
                     Ok(o) => o,
-                    Err(e) if attempt < ATTEMPTS => {
-                        let _ = e;
+                    Err(e) if attempt < ATTEMPTS && retryable(&e) => {
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
                     Err(e) => {
-                        return Err(format!(
-                            "PutEvents to bus {}: {}",
-                            self.bus,
-                            aws_sdk_eventbridge::error::DisplayErrorContext(&e)
-                        ))
+                        return Err(format!("PutEvents to bus {}: {}", self.bus, describe(&e)))
                     }
                 };
                 if out.failed_entry_count() == 0 {
@@ -129,6 +124,38 @@ impl AlertSink for EventBridgeSink {
             }
         }
         Ok(())
+    }
+}
+
+type PutEventsError = aws_sdk_eventbridge::error::SdkError<
+    aws_sdk_eventbridge::operation::put_events::PutEventsError,
+    aws_sdk_eventbridge::config::http::HttpResponse,
+>;
+
+/// Throttling, 5xx and transport failures may pass on retry; a missing bus or a denied call will not.
+fn retryable(e: &PutEventsError) -> bool {
+    use aws_sdk_eventbridge::error::{ProvideErrorMetadata, SdkError};
+    match e {
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error()
+                || matches!(
+                    se.err().code(),
+                    Some("ThrottlingException" | "InternalException" | "ServiceUnavailable")
+                )
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+fn describe(e: &PutEventsError) -> String {
+    use aws_sdk_eventbridge::error::ProvideErrorMetadata;
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        _ => aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string(),
     }
 }
 

@@ -32,7 +32,7 @@ pub const MAGIC: &[u8; 8] = b"IPSIGHT\0";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A dense layer `out = W·in + b`, W row-major out×in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Dense {
     pub w: Vec<f32>,
     pub b: Vec<f32>,
@@ -51,7 +51,7 @@ pub struct TrainingInfo {
 }
 
 /// A trained IP Insights-compatible model, ready to score.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Model {
     pub(crate) hyper: Hyperparameters,
     pub(crate) layout: IpEncoderLayout,
@@ -136,6 +136,20 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// Shapes and metadata only: the tables are tens of MB of floats.
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("hyperparameters", &self.hyper)
+            .field("layout", &self.layout)
+            .field("entity_rows", &(self.entity.len() / self.dim.max(1)))
+            .field("remaining_layers", &self.layers.len())
+            .field("calibration_pairs", &self.calibration.pairs)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use ipsight_model::{
     read_training_data, train, Hyperparameters, IpEncoderLayout, Malformed, TrainEvent,
     TrainOptions, TrainingData,
@@ -210,8 +210,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     bar.set_style(
         ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {human_pos}/{human_len} pairs  {per_sec}  eta {eta}  loss {msg}",
+            "epoch {prefix} [{bar:30}] {human_pos}/{human_len} pairs  {rate}  eta {eta}  loss {msg}",
         )?
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} pairs/s", s.per_sec());
+        })
         .progress_chars("=> "),
     );
     let start = Instant::now();

@@ -144,3 +144,55 @@ fn responses_match_the_documented_shapes() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["predictions"][0]["ip_embedding"][1], 1.0);
 }
+
+#[test]
+fn invoke_with_a_trained_model_scores_every_record_in_order() {
+    use ipsight_model::{train, Hyperparameters, IpEncoderLayout, TrainOptions, TrainingData};
+    let mut data = TrainingData::new();
+    for u in 0..10u8 {
+        for k in 0..20u8 {
+            data.push(&format!("u{u}"), Ipv4Addr::new(10, u, 1, k));
+        }
+    }
+    let mut hp = Hyperparameters::new(64, 8);
+    hp.epochs = 2;
+    hp.mini_batch_size = 50;
+    let opts = TrainOptions {
+        threads: Some(1),
+        layout: IpEncoderLayout {
+            prefix24_buckets: 64,
+            address_buckets: 64,
+        },
+        ..TrainOptions::default()
+    };
+    let model = train(&hp, &opts, &data, None, &mut |_| {}).unwrap();
+    let body = b"u1,10.1.1.3\nunseen-entity, 203.0.113.9\n";
+    let out = wire::invoke(&model, body, "text/csv", "application/json; verbose=True").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 2);
+    for (p, (e, ip)) in preds
+        .iter()
+        .zip([("u1", [10, 1, 1, 3]), ("unseen-entity", [203, 0, 113, 9])])
+    {
+        let ip = Ipv4Addr::from(ip);
+        let want = model.score(e, ip);
+        assert_eq!(p["dot_product"].as_f64().unwrap() as f32, want);
+        let ee: Vec<f32> = serde_json::from_value(p["entity_embedding"].clone()).unwrap();
+        let ie: Vec<f32> = serde_json::from_value(p["ip_embedding"].clone()).unwrap();
+        assert_eq!(ee, model.entity_vector(e));
+        assert_eq!(ie, model.ip_vector(ip));
+        let dot: f32 = ee.iter().zip(&ie).map(|(a, b)| a * b).sum();
+        assert!(
+            (dot - want).abs() <= 1e-4 * (1.0 + want.abs()),
+            "{dot} vs {want}"
+        );
+    }
+    let plain = wire::invoke(&model, body, "text/csv", "application/json").unwrap();
+    let plain: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(
+        plain["predictions"][0]["dot_product"],
+        preds[0]["dot_product"]
+    );
+    assert!(plain["predictions"][0].get("ip_embedding").is_none());
+}

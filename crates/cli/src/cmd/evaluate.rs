@@ -128,6 +128,13 @@ fn histograms(normal: &[f32], anomalous: &[f32]) -> (f32, f32, Vec<f64>, Vec<f64
     (lo, hi, hist(normal), hist(anomalous))
 }
 
+/// The score-distribution plot as an SVG document (also embedded in the demo's HTML report).
+pub(crate) fn distribution_svg(normal: &[f32], anomalous: &[f32], threshold: f32) -> String {
+    let (lo, hi, hn, ha) = histograms(normal, anomalous);
+    let ymax = hn.iter().chain(&ha).cloned().fold(0.0, f64::max).max(1e-9);
+    svg(lo, hi, &hn, &ha, ymax, threshold)
+}
+
 fn plot(path: &Path, normal: &[f32], anomalous: &[f32], threshold: f32) -> anyhow::Result<()> {
     let (lo, hi, hn, ha) = histograms(normal, anomalous);
     let ymax = hn.iter().chain(&ha).cloned().fold(0.0, f64::max).max(1e-9);

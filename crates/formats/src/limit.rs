@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn cap() {
-        let data = vec![b'x'; 100];
+        let data = [b'x'; 100];
         let mut out = Vec::new();
         CappedReader::new(&data[..], 100)
             .read_to_end(&mut out)

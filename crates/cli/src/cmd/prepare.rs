@@ -86,11 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// A file the key filter skipped, and why.
+pub type Skipped = (PathBuf, &'static str);
+
 /// Files to read, in a stable order, and what was skipped by the key filter.
 pub fn collect_cloudtrail_files(
     paths: &[PathBuf],
     any_name: bool,
-) -> anyhow::Result<(Vec<PathBuf>, Vec<(PathBuf, &'static str)>)> {
+) -> anyhow::Result<(Vec<PathBuf>, Vec<Skipped>)> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     for p in paths {
@@ -142,7 +145,7 @@ fn prepare_file(path: &Path, opts: &PrepareOptions) -> Result<(Vec<u8>, PrepareS
 /// What a prepare run did.
 pub struct PrepareReport {
     pub files: usize,
-    pub skipped: Vec<(PathBuf, &'static str)>,
+    pub skipped: Vec<Skipped>,
     pub failed: Vec<String>,
     pub stats: PrepareStats,
     pub seconds: f64,

@@ -3,8 +3,8 @@
 //! `cargo run --release -p ipcheck --example bench -- [DISTINCT_PAIRS] [EVENTS_PER_PAIR]`
 //!
 //! Builds a model (2,000 entities, vector_dim 32), writes one tuple CSV of DISTINCT_PAIRS distinct
-//! pairs and one OCSF JSON-lines object (gzip) of DISTINCT_PAIRS × EVENTS_PER_PAIR events to a
-//! local directory store, then runs the handler on each object with the embedded model and with
+//! pairs and the same DISTINCT_PAIRS × EVENTS_PER_PAIR OCSF events as JSON lines (gzip) and as a
+//! Security Lake-shaped GZIP Parquet object to a local directory store, then runs the handler on each object with the embedded model and with
 //! `ipsight serve` on loopback reached through the real aws-sdk-sagemakerruntime client (the
 //! SageMaker adapter, default request packing). Reports wall time, pairs per second and
 //! InvokeEndpoint calls per 100k pairs. Storage is local (DirStore): S3 latency is not included.
@@ -30,6 +30,84 @@ fn ip_of(e: u32, k: u32) -> Ipv4Addr {
         (k / 250) as u8,
         (k % 250) as u8,
     )
+}
+
+/// An OCSF 1.0.0-rc.2 Network Activity table as Security Lake writes it (GZIP, the mapped columns
+/// plus a wide `unmapped` string column standing for the many columns ipcheck never reads).
+fn write_parquet(path: &std::path::Path, rows: &[(u32, u32)], repeat: usize) {
+    use parquet::basic::{Compression, GzipLevel};
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message ocsf {
+              optional int32 class_uid;
+              optional int64 time (TIMESTAMP(MILLIS,true));
+              optional group cloud { optional binary account_uid (UTF8); optional binary region (UTF8); }
+              optional group src_endpoint { optional binary instance_uid (UTF8); optional binary ip (UTF8); }
+              optional binary unmapped (UTF8);
+            }",
+        )
+        .unwrap(),
+    );
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::GZIP(GzipLevel::default()))
+            .build(),
+    );
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(path).unwrap(), schema, props).unwrap();
+    let all: Vec<(u32, u32)> = (0..repeat).flat_map(|_| rows.iter().copied()).collect();
+    for chunk in all.chunks(200_000) {
+        let n = chunk.len();
+        let mut rg = w.next_row_group().unwrap();
+        let mut col = 0;
+        while let Some(mut c) = rg.next_column().unwrap() {
+            // Every value present: definition level = the column's nesting depth.
+            let def = vec![if (2..=5).contains(&col) { 2 } else { 1 }; n];
+            match col {
+                0 => {
+                    c.typed::<Int32Type>()
+                        .write_batch(&vec![4001; n], Some(&def), None)
+                        .unwrap();
+                }
+                1 => {
+                    let t: Vec<i64> = chunk
+                        .iter()
+                        .map(|&(_, k)| 1767571200000 + k as i64)
+                        .collect();
+                    c.typed::<Int64Type>()
+                        .write_batch(&t, Some(&def), None)
+                        .unwrap();
+                }
+                _ => {
+                    let v: Vec<ByteArray> = chunk
+                        .iter()
+                        .map(|&(e, k)| {
+                            ByteArray::from(
+                                match col {
+                                    2 => "123456789012".to_string(),
+                                    3 => "us-east-1".to_string(),
+                                    4 => format!("i-{e:017x}"),
+                                    5 => ip_of(e, k).to_string(),
+                                    _ => format!("{{\"sublocation_id\":\"-\",\"flow\":{k}}}"),
+                                }
+                                .into_bytes(),
+                            )
+                        })
+                        .collect();
+                    c.typed::<ByteArrayType>()
+                        .write_batch(&v, Some(&def), None)
+                        .unwrap();
+                }
+            }
+            c.close().unwrap();
+            col += 1;
+        }
+        rg.close().unwrap();
+    }
+    w.close().unwrap();
 }
 
 fn event(e: u32, k: u32) -> String {
@@ -118,6 +196,7 @@ async fn main() {
     }
     gz.finish().unwrap().flush().unwrap();
     let events = pairs * per_pair;
+    write_parquet(&in_dir.join("events.gz.parquet"), &all, per_pair);
 
     let cfg = Config::from_lookup(|k| match k {
         "OUTPUT_BUCKET" => Some("output".into()),
@@ -127,26 +206,22 @@ async fn main() {
     .unwrap();
 
     let embedded = EmbeddedScorer::new(model.clone());
-    run(
-        "embedded model",
-        &cfg,
-        &store,
-        &embedded,
-        "tuples.csv",
-        pairs,
-        pairs,
-    )
-    .await;
-    run(
-        "embedded model",
-        &cfg,
-        &store,
-        &embedded,
-        "events.jsonl.gz",
-        pairs,
-        events,
-    )
-    .await;
+    for (key, n_events) in [
+        ("tuples.csv", pairs),
+        ("events.jsonl.gz", events),
+        ("events.gz.parquet", events),
+    ] {
+        run(
+            "embedded model",
+            &cfg,
+            &store,
+            &embedded,
+            key,
+            pairs,
+            n_events,
+        )
+        .await;
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -169,7 +244,11 @@ async fn main() {
         .build();
     let remote = SageMakerScorer::new(&conf, "ipsight-bench", SageMakerOptions::default())
         .with_calibration(model.calibration().clone());
-    for (key, n_events) in [("tuples.csv", pairs), ("events.jsonl.gz", events)] {
+    for (key, n_events) in [
+        ("tuples.csv", pairs),
+        ("events.jsonl.gz", events),
+        ("events.gz.parquet", events),
+    ] {
         let before = remote.calls().load(Ordering::Relaxed);
         run(
             "ipsight serve via sagemakerruntime",

@@ -55,7 +55,8 @@ trap 'exit 130' INT TERM
 pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 finish() {
-  echo "local-invoke: $PASSED passed, $FAILED failed ($(( $(date +%s) - STARTED ))s)"
+  echo "local-invoke: finished in $(( $(date +%s) - STARTED ))s"
+  echo "local-invoke: $PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
   exit $?
 }

@@ -368,9 +368,31 @@ impl OcsfStats {
 pub fn read_parquet<R: ChunkReader + 'static>(
     reader: R,
     m: &OcsfMapping,
+    each: impl FnMut(OcsfPair),
+) -> Result<OcsfStats, OcsfError> {
+    read_parquet_capped(reader, m, u64::MAX, each)
+}
+
+/// [`read_parquet`], refusing a file whose row groups declare more than `max_uncompressed_bytes`
+/// of uncompressed column data: a small GZIP Parquet object can hold far more than it weighs.
+pub fn read_parquet_capped<R: ChunkReader + 'static>(
+    reader: R,
+    m: &OcsfMapping,
+    max_uncompressed_bytes: u64,
     mut each: impl FnMut(OcsfPair),
 ) -> Result<OcsfStats, OcsfError> {
     let file = SerializedFileReader::new(reader).map_err(|e| OcsfError::Parquet(e.to_string()))?;
+    let declared: u64 = file
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| rg.total_byte_size().max(0) as u64)
+        .sum();
+    if declared > max_uncompressed_bytes {
+        return Err(OcsfError::TooLarge {
+            cap: max_uncompressed_bytes,
+        });
+    }
     let schema = file.metadata().file_metadata().schema();
     let roots = m.roots();
     let fields: Vec<_> = schema
@@ -794,6 +816,9 @@ mod tests {
             std::fs::remove_file(&tmp).ok();
             assert!(matches!(e, OcsfError::Parquet(_)), "{what}: {e}");
         }
+        let e = read_parquet_capped(std::fs::File::open(&f).unwrap(), &m, 100, |_| {}).unwrap_err();
+        assert!(matches!(e, OcsfError::TooLarge { cap: 100 }), "{e}");
+        assert!(read_parquet_capped(std::fs::File::open(&f).unwrap(), &m, 1 << 20, |_| {}).is_ok());
         // Corrupt page data inside a valid footer: an error, never a panic.
         let mut bad = good.clone();
         for b in bad.iter_mut().skip(4).take(good.len() / 3) {

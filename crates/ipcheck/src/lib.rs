@@ -36,7 +36,7 @@ use ipsight_formats::keys::{cloudtrail_key, would_retrigger};
 use ipsight_formats::limit::{is_cap_error, maybe_gunzip, CappedReader};
 use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
 use ipsight_formats::ocsf::{
-    format_time_ms, read_json_lines, read_parquet, JsonLimits, OcsfMapping, OcsfPair,
+    format_time_ms, read_json_lines, read_parquet_capped, JsonLimits, OcsfMapping, OcsfPair,
 };
 use ipsight_formats::tuples::split_tuple;
 use ipsight_formats::PrepareOptions;
@@ -660,12 +660,13 @@ async fn collect(
             tokio::fs::File::from_std(tmp.reopen().map_err(|e| format!("temporary file: {e}"))?);
         download_capped(body.reader, file, cfg.limits.max_object_bytes).await?;
         let mapping = cfg.mapping.clone();
+        let cap = cfg.limits.max_uncompressed_bytes;
         let path = tmp.path().to_owned();
         return blocking(move || {
             let f = std::fs::File::open(&path).map_err(|e| format!("temporary file: {e}"))?;
             let mut c = Collected::default();
             let mut over = None;
-            let stats = read_parquet(f, &mapping, |p| {
+            let stats = read_parquet_capped(f, &mapping, cap, |p| {
                 if over.is_none() {
                     if let Err(e) = c.add_ocsf(p, max) {
                         over = Some(e);

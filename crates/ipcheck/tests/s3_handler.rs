@@ -584,6 +584,23 @@ async fn oversized_and_malformed_objects_name_the_object() {
         assert!(e.contains(&format!("s3://{bucket}/{key}")), "{e}");
         assert!(e.contains(why), "{e}");
     }
+    // A small Parquet object declaring more uncompressed data than allowed.
+    let w = world(&[("MAX_UNCOMPRESSED_BYTES", "100")]).await;
+    w.s3.put(
+        &w.lake,
+        VPC_KEY,
+        sample("1.0.0-rc.2/VPC_FLOW/example1.gz.parquet"),
+    )
+    .await;
+    let ev: Value = serde_json::from_str(&s3_notification(&w.lake, VPC_KEY)).unwrap();
+    let e = handle(&w.cfg, &w.store, &scorer, &NoAlerts, ev)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("s3://{}/{VPC_KEY}", w.lake)) && e.contains("cap of 100 bytes"),
+        "{e}"
+    );
     // A Parquet object that is not OCSF: said so.
     let w = world(&[]).await;
     w.s3.put(

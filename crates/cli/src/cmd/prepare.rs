@@ -198,7 +198,7 @@ pub fn prepare_cloudtrail_paths(
     } else {
         // Files are processed in parallel in windows and written in order, so the output is
         // deterministic and only a window's worth of tuples is held in memory.
-        for window in files.chunks(pool.current_num_threads() * 4) {
+        for window in files.chunks(pool.current_num_threads() * 64) {
             let results: Vec<_> = pool.install(|| {
                 window
                     .par_iter()

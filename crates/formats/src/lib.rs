@@ -9,6 +9,7 @@ pub mod entity;
 pub mod guardduty;
 pub mod ip;
 pub mod keys;
+pub mod labels;
 pub mod limit;
 pub mod notify;
 pub mod ocsf;

@@ -22,7 +22,6 @@ use ipsight_aws::{ObjectRef, ObjectStore, StoreError};
 use ipsight_formats::guardduty::{
     export_key, extract_all, extract_value, keep_latest, ExtractStats, FindingRecord, ReadOptions,
 };
-use ipsight_formats::keys::would_retrigger;
 use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
@@ -46,24 +45,8 @@ pub struct Config {
     pub limits: ReadOptions,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{name}={value:?} is not a valid number")]
-    NotANumber { name: &'static str, value: String },
-    #[error(
-        "output s3://{out_bucket}/{out_prefix} overlaps the trigger s3://{in_bucket}/{in_prefix}: every \
-         record written would trigger this function again (an infinite loop). Use another bucket or \
-         non-overlapping prefixes."
-    )]
-    Retrigger {
-        in_bucket: String,
-        in_prefix: String,
-        out_bucket: String,
-        out_prefix: String,
-    },
-}
+pub use ipsight_aws::config::ConfigError;
+use ipsight_aws::config::{number, refuse_retrigger, required};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -71,46 +54,27 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let num = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| ConfigError::NotANumber { name, value: v }),
-            }
-        };
         let defaults = ReadOptions::default();
         let cfg = Config {
-            output_bucket: get("OUTPUT_BUCKET")
-                .filter(|s| !s.is_empty())
-                .ok_or(ConfigError::Missing("OUTPUT_BUCKET"))?,
+            output_bucket: required(&get, "OUTPUT_BUCKET")?,
             output_prefix: get("OUTPUT_PREFIX").unwrap_or_else(|| "infer/guardduty/".into()),
             input_bucket: get("INPUT_BUCKET").filter(|s| !s.is_empty()),
             input_prefix: get("INPUT_PREFIX").unwrap_or_default(),
             limits: ReadOptions {
-                max_uncompressed_bytes: num(
+                max_uncompressed_bytes: number(
+                    &get,
                     "MAX_UNCOMPRESSED_BYTES",
                     defaults.max_uncompressed_bytes,
                 )?,
-                max_line_bytes: num("MAX_LINE_BYTES", defaults.max_line_bytes as u64)? as usize,
+                max_line_bytes: number(&get, "MAX_LINE_BYTES", defaults.max_line_bytes)?,
             },
         };
-        if let Some(inb) = &cfg.input_bucket {
-            if would_retrigger(
-                inb,
-                &cfg.input_prefix,
-                &cfg.output_bucket,
-                &cfg.output_prefix,
-            ) {
-                return Err(ConfigError::Retrigger {
-                    in_bucket: inb.clone(),
-                    in_prefix: cfg.input_prefix.clone(),
-                    out_bucket: cfg.output_bucket.clone(),
-                    out_prefix: cfg.output_prefix.clone(),
-                });
-            }
-        }
+        refuse_retrigger(
+            cfg.input_bucket.as_deref(),
+            &cfg.input_prefix,
+            &cfg.output_bucket,
+            &cfg.output_prefix,
+        )?;
         Ok(cfg)
     }
 }
@@ -382,7 +346,7 @@ pub async fn handle(
                     Ok(other) => {
                         log_message_failure(
                             &m.message_id,
-                            &format!("unsupported message: {}", kind(&other)),
+                            &format!("unsupported message: {}", other.describe()),
                         );
                         false
                     }
@@ -397,7 +361,7 @@ pub async fn handle(
             }
             Ok(json!({"batchItemFailures": failures}))
         }
-        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", kind(&other)),
+        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", other.describe()),
     }
 }
 
@@ -406,19 +370,6 @@ fn log_message_failure(id: &str, error: &str) {
         "{}",
         json!({"event": "message_failed", "function": FUNCTION, "message_id": id, "error": error})
     );
-}
-
-fn kind(n: &Notification) -> String {
-    match n {
-        Notification::EventBridge {
-            source,
-            detail_type,
-            ..
-        } => format!("EventBridge {source} / {detail_type}"),
-        Notification::Sqs(_) => "SQS batch".into(),
-        Notification::Objects(_) => "objects".into(),
-        Notification::TestEvent => "test event".into(),
-    }
 }
 
 async fn process_all(

@@ -38,6 +38,22 @@ pub enum Notification {
     },
 }
 
+impl Notification {
+    /// A short name of what arrived, for "unsupported event" errors and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Notification::EventBridge {
+                source,
+                detail_type,
+                ..
+            } => format!("EventBridge {source} / {detail_type}"),
+            Notification::Sqs(_) => "SQS batch".into(),
+            Notification::Objects(_) => "objects".into(),
+            Notification::TestEvent => "test event".into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NotificationError {
     #[error("message body is not JSON: {0}")]

@@ -948,7 +948,7 @@ pub async fn handle<S: Scorer, A: AlertSink>(
                     Ok(other) => {
                         log_message_failure(
                             &m.message_id,
-                            &format!("unsupported message: {}", kind(&other)),
+                            &format!("unsupported message: {}", other.describe()),
                         );
                         false
                     }
@@ -969,7 +969,7 @@ pub async fn handle<S: Scorer, A: AlertSink>(
                 .collect();
             Ok(json!({"batchItemFailures": failures}))
         }
-        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", kind(&other)),
+        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", other.describe()),
     }
 }
 
@@ -978,19 +978,6 @@ fn log_message_failure(id: &str, error: &str) {
         "{}",
         json!({"event": "message_failed", "function": FUNCTION, "message_id": id, "error": error})
     );
-}
-
-fn kind(n: &Notification) -> String {
-    match n {
-        Notification::EventBridge {
-            source,
-            detail_type,
-            ..
-        } => format!("EventBridge {source} / {detail_type}"),
-        Notification::Sqs(_) => "SQS batch".into(),
-        Notification::Objects(_) => "objects".into(),
-        Notification::TestEvent => "test event".into(),
-    }
 }
 
 /// Local helper for tools and tests: the key a source object's scores are written under.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ipsight_aws::emf::emf_line;
 use ipsight_aws::{ObjectRef, ObjectStore};
-use ipsight_formats::keys::{cloudtrail_key, output_key, would_retrigger};
+use ipsight_formats::keys::{cloudtrail_key, output_key};
 use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
 use ipsight_formats::{prepare_cloudtrail, PrepareOptions, PrepareStats};
 use serde_json::{json, Map, Value};
@@ -28,24 +28,8 @@ pub struct Config {
     pub limits: PrepareOptions,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{name}={value:?} is not a valid number")]
-    NotANumber { name: &'static str, value: String },
-    #[error(
-        "output s3://{out_bucket}/{out_prefix} overlaps the trigger s3://{in_bucket}/{in_prefix}: every \
-         CSV written would trigger this function again (an infinite loop). Use another bucket or \
-         non-overlapping prefixes."
-    )]
-    Retrigger {
-        in_bucket: String,
-        in_prefix: String,
-        out_bucket: String,
-        out_prefix: String,
-    },
-}
+pub use ipsight_aws::config::ConfigError;
+use ipsight_aws::config::{number, refuse_retrigger, required};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -53,47 +37,27 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let num = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| ConfigError::NotANumber { name, value: v }),
-            }
-        };
         let defaults = PrepareOptions::default();
         let cfg = Config {
-            output_bucket: get("OUTPUT_BUCKET")
-                .filter(|s| !s.is_empty())
-                .ok_or(ConfigError::Missing("OUTPUT_BUCKET"))?,
+            output_bucket: required(&get, "OUTPUT_BUCKET")?,
             output_prefix: get("OUTPUT_PREFIX").unwrap_or_else(|| "train/cloudtrail/".into()),
             input_bucket: get("INPUT_BUCKET").filter(|s| !s.is_empty()),
             input_prefix: get("INPUT_PREFIX").unwrap_or_default(),
             limits: PrepareOptions {
-                max_uncompressed_bytes: num(
+                max_uncompressed_bytes: number(
+                    &get,
                     "MAX_UNCOMPRESSED_BYTES",
                     defaults.max_uncompressed_bytes,
                 )?,
-                max_record_bytes: num("MAX_RECORD_BYTES", defaults.max_record_bytes as u64)?
-                    as usize,
+                max_record_bytes: number(&get, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
             },
         };
-        if let Some(inb) = &cfg.input_bucket {
-            if would_retrigger(
-                inb,
-                &cfg.input_prefix,
-                &cfg.output_bucket,
-                &cfg.output_prefix,
-            ) {
-                return Err(ConfigError::Retrigger {
-                    in_bucket: inb.clone(),
-                    in_prefix: cfg.input_prefix.clone(),
-                    out_bucket: cfg.output_bucket.clone(),
-                    out_prefix: cfg.output_prefix.clone(),
-                });
-            }
-        }
+        refuse_retrigger(
+            cfg.input_bucket.as_deref(),
+            &cfg.input_prefix,
+            &cfg.output_bucket,
+            &cfg.output_prefix,
+        )?;
         Ok(cfg)
     }
 }
@@ -248,7 +212,7 @@ pub async fn handle(
                     Ok(other) => {
                         eprintln!(
                             "{}",
-                            json!({"event": "message_failed", "function": FUNCTION, "message_id": m.message_id, "error": format!("unsupported message: {}", kind(&other))})
+                            json!({"event": "message_failed", "function": FUNCTION, "message_id": m.message_id, "error": format!("unsupported message: {}", other.describe())})
                         );
                         false
                     }
@@ -267,20 +231,7 @@ pub async fn handle(
             let _ = processed;
             Ok(json!({"batchItemFailures": failures}))
         }
-        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", kind(&other)),
-    }
-}
-
-fn kind(n: &Notification) -> String {
-    match n {
-        Notification::EventBridge {
-            source,
-            detail_type,
-            ..
-        } => format!("EventBridge {source} / {detail_type}"),
-        Notification::Sqs(_) => "SQS batch".into(),
-        Notification::Objects(_) => "objects".into(),
-        Notification::TestEvent => "test event".into(),
+        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", other.describe()),
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 use ipsight_aws::emf::emf_line;
-use ipsight_aws::{ObjectRef, ObjectStore, Scorer, StoreError};
+use ipsight_aws::{load_labels, LabelSource, ObjectRef, ObjectStore, Scorer, StoreError};
 use ipsight_formats::guardduty::FindingRecord;
 use ipsight_formats::keys::would_retrigger;
 use serde_json::{json, Map, Value};
@@ -56,6 +56,9 @@ pub struct Config {
     pub lookback_days: Option<u32>,
     /// `INCLUDE_SAMPLES=true`: rank GuardDuty sample findings instead of suppressing them.
     pub include_samples: bool,
+    /// `LABELS_URI` (`s3://bucket/key` of a JSON lines object, or `s3://bucket/prefix/`) or
+    /// `LABELS_PREFIX` (a prefix of the data bucket, one object per decision): analyst labels.
+    pub labels: Option<LabelSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,8 @@ pub enum ConfigError {
         value: String,
         why: &'static str,
     },
+    #[error(transparent)]
+    Labels(#[from] ipsight_aws::LabelLoadError),
     #[error(
         "reports prefix {reports:?} overlaps the {what} prefix {input:?}: the report would be read \
          back as input (or trigger the functions listening there)"
@@ -113,8 +118,14 @@ impl Config {
                 }
             },
         };
+        let data_bucket = nonempty("DATA_BUCKET").ok_or(ConfigError::Missing("DATA_BUCKET"))?;
+        let labels = LabelSource::from_vars(
+            nonempty("LABELS_URI").as_deref(),
+            nonempty("LABELS_PREFIX").as_deref(),
+            &data_bucket,
+        )?;
         let cfg = Config {
-            data_bucket: nonempty("DATA_BUCKET").ok_or(ConfigError::Missing("DATA_BUCKET"))?,
+            data_bucket,
             findings_prefix: get("FINDINGS_PREFIX")
                 .unwrap_or_else(|| "infer/guardduty/findings/".into()),
             scores_prefix: get("SCORES_PREFIX").unwrap_or_else(|| "scores/".into()),
@@ -128,6 +139,7 @@ impl Config {
             lookback_days,
             include_samples: nonempty("INCLUDE_SAMPLES")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1"),
+            labels,
         };
         for (what, input) in [
             ("findings", &cfg.findings_prefix),
@@ -315,12 +327,17 @@ pub async fn handle<S: Scorer>(
         Some(o) => Some(read_list(store, o).await?),
         None => None,
     };
+    let labels = match &cfg.labels {
+        Some(src) => Some(load_labels(store, src).await?),
+        None => None,
+    };
     let opts = FuseOptions {
         date: date.clone(),
         lookback_days: cfg.lookback_days,
         trusted,
         threats,
         include_samples: cfg.include_samples,
+        labels,
     };
     let report = fuse(&records, &table, &opts);
     let mut p = cfg.reports_prefix.clone();

@@ -21,6 +21,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use ipsight_formats::guardduty::{keep_latest, FindingRecord};
+use ipsight_formats::labels::{epoch_seconds, LabelSet, Verdict};
 use serde::Serialize;
 
 use crate::lists::IpList;
@@ -60,6 +61,10 @@ pub struct FuseOptions {
     pub threats: Option<IpList>,
     /// Rank GuardDuty's generated sample findings like real ones (default: suppressed).
     pub include_samples: bool,
+    /// Analyst decisions, as of the report date: a confirmed false positive is suppressed (and
+    /// listed, saying who decided and why); a confirmed true positive is escalated and ranked
+    /// above every unconfirmed row. The analyst's decision beats the trusted list.
+    pub labels: Option<LabelSet>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -86,6 +91,9 @@ pub struct Row {
     pub sample: bool,
     pub escalated_by: Option<String>,
     pub suppressed_reason: Option<String>,
+    /// The analyst decision applied to the row (`false_positive` / `true_positive`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<&'static str>,
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub countries: Vec<String>,
@@ -231,6 +239,7 @@ pub fn fuse(records: &[FindingRecord], scores: &ScoreTable, opts: &FuseOptions) 
     rows.sort_by(|x, y| {
         (x.status == "suppressed")
             .cmp(&(y.status == "suppressed"))
+            .then((y.label == Some("true_positive")).cmp(&(x.label == Some("true_positive"))))
             .then(y.raw_risk.total_cmp(&x.raw_risk))
             .then(y.max_severity.total_cmp(&x.max_severity))
             // More unusual first; unscored after scored.
@@ -276,12 +285,31 @@ fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &Fuse
         .and_then(|l| l.matching(ip).map(|m| (l, m)));
     let (p_gd, p_ip, p_t, p) = p_values(a.max_severity, u, threat.is_some());
     let raw_risk = 100.0 * (1.0 - p);
-    let suppressed_reason = match (&trusted, a.all_samples && !o.include_samples) {
+    // Labels apply as of the start of the report day, so a re-run of a past date is reproducible
+    // as long as no decision about that day is added afterwards.
+    let label = o.labels.as_ref().and_then(|set| {
+        let at = epoch_seconds(&o.date).unwrap_or(i64::MAX);
+        set.lookup(&entity, ip, at)
+    });
+    let mut suppressed_reason = match (&trusted, a.all_samples && !o.include_samples) {
         (Some((l, m)), _) => Some(format!("trusted list {} ({m})", l.name)),
         (None, true) => Some("GuardDuty sample findings only".to_owned()),
         _ => None,
     };
-    let escalated_by = threat.as_ref().map(|(l, m)| format!("{} ({m})", l.name));
+    let mut escalated_by = threat.as_ref().map(|(l, m)| format!("{} ({m})", l.name));
+    match label {
+        Some(l) if l.verdict == Verdict::FalsePositive => {
+            suppressed_reason = Some(l.describe());
+        }
+        Some(l) => {
+            suppressed_reason = None;
+            escalated_by = Some(match escalated_by {
+                Some(t) => format!("{}; threat list {t}", l.describe()),
+                None => l.describe(),
+            });
+        }
+        None => {}
+    }
     let status = match (&suppressed_reason, &escalated_by) {
         (Some(_), _) => "suppressed",
         (None, Some(_)) => "escalated",
@@ -319,8 +347,14 @@ fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &Fuse
         }
         _ => ex.push_str(" IP Insights: pair not scored; ranked on severity alone."),
     }
-    if let Some(t) = &escalated_by {
-        let _ = write!(ex, " Address on threat list {t}: escalated.");
+    match (label.map(|l| l.verdict), &escalated_by) {
+        (Some(Verdict::TruePositive), Some(t)) => {
+            let _ = write!(ex, " Confirmed by an analyst ({t}): escalated.");
+        }
+        (_, Some(t)) => {
+            let _ = write!(ex, " Address on threat list {t}: escalated.");
+        }
+        _ => {}
     }
     let _ = write!(
         ex,
@@ -345,6 +379,7 @@ fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &Fuse
         sample: a.all_samples,
         escalated_by,
         suppressed_reason,
+        label: label.map(|l| l.verdict.as_str()),
         accounts: a.accounts.into_iter().collect(),
         regions: a.regions.into_iter().collect(),
         countries: a.countries.into_iter().collect(),

@@ -37,6 +37,7 @@ fn opts() -> FuseOptions {
         trusted: None,
         threats: None,
         include_samples: false,
+        labels: None,
     }
 }
 
@@ -248,4 +249,102 @@ fn same_inputs_same_bytes_whatever_the_order() {
     let v: serde_json::Value = serde_json::from_slice(&a.to_json()).unwrap();
     assert_eq!(v["rows"].as_array().unwrap().len(), a.rows.len());
     assert_eq!(v["rows"][0]["rank"], 1);
+}
+
+#[test]
+fn analyst_labels_suppress_false_positives_and_keep_true_positives_on_top() {
+    use ipsight_formats::labels::{Label, LabelSet, Verdict};
+    let label = |entity: &str, ip: Option<&str>, cidr: Option<&str>, v, expires: Option<&str>| {
+        Label {
+            entity: entity.into(),
+            ip: ip.map(|s| s.parse().unwrap()),
+            cidr: cidr.map(|s| s.parse().unwrap()),
+            verdict: v,
+            who: "alice".into(),
+            when: "2026-01-04T12:00:00Z".into(),
+            why: "checked with the user".into(),
+            expires: expires.map(Into::into),
+        }
+        .validated()
+        .unwrap()
+    };
+    let records = vec![
+        rec("f1", "AIDAALICE", "198.51.100.7", 8.0, "B:IAMUser/High"),
+        rec("f2", "AROABUILD", "203.0.113.9", 5.0, "A:IAMUser/Medium"),
+        rec("f3", "AIDABOB", "192.0.2.10", 2.0, "C:IAMUser/Low"),
+        rec("f4", "AIDADAVE", "10.9.9.9", 8.0, "B:IAMUser/High"),
+    ];
+    let mut t = ScoreTable::default();
+    score(&mut t, "AIDAALICE", "198.51.100.7", -6.0, 99.99);
+    score(&mut t, "AROABUILD", "203.0.113.9", -6.0, 99.9);
+    score(&mut t, "AIDABOB", "192.0.2.10", 4.0, 10.0);
+    score(&mut t, "AIDADAVE", "10.9.9.9", -7.0, 99.99);
+    let mut o = opts();
+    o.trusted = Some(IpList::parse("trusted.txt", "10.0.0.0/8\n").unwrap());
+    o.labels = Some(LabelSet::new([
+        // Alice's new home range: a confirmed false positive.
+        label(
+            "AIDAALICE",
+            None,
+            Some("198.51.100.0/24"),
+            Verdict::FalsePositive,
+            None,
+        ),
+        // Bob's low finding is a confirmed compromise.
+        label(
+            "AIDABOB",
+            Some("192.0.2.10"),
+            None,
+            Verdict::TruePositive,
+            None,
+        ),
+        // Dave's address is trusted, but an analyst confirmed it: the decision wins.
+        label(
+            "AIDADAVE",
+            Some("10.9.9.9"),
+            None,
+            Verdict::TruePositive,
+            None,
+        ),
+        // Expired before the report date: ignored.
+        label(
+            "AROABUILD",
+            Some("203.0.113.9"),
+            None,
+            Verdict::FalsePositive,
+            Some("2026-01-05"),
+        ),
+    ]));
+    let r = fuse(&records, &t, &o);
+    let order: Vec<(&str, Option<usize>, &str, Option<&str>)> = r
+        .rows
+        .iter()
+        .map(|x| (x.entity.as_str(), x.rank, x.status, x.label))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("AIDADAVE", Some(1), "escalated", Some("true_positive")),
+            ("AIDABOB", Some(2), "escalated", Some("true_positive")),
+            ("AROABUILD", Some(3), "active", None),
+            ("AIDAALICE", None, "suppressed", Some("false_positive")),
+        ]
+    );
+    let alice = &r.rows[3];
+    let why = alice.suppressed_reason.as_deref().unwrap();
+    assert!(
+        why.contains("false positive for 198.51.100.0/24 by alice")
+            && why.contains("checked with the user"),
+        "{why}"
+    );
+    assert!(alice
+        .explanation
+        .starts_with("SUPPRESSED (labelled false positive"));
+    assert!(r.rows[1].explanation.contains("Confirmed by an analyst"));
+    let json = String::from_utf8(r.to_json()).unwrap();
+    assert!(json.contains(r#""label": "false_positive""#), "{json}");
+    // Without labels the rows carry no label field (reports unchanged for existing users).
+    o.labels = None;
+    let plain = String::from_utf8(fuse(&records, &t, &o).to_json()).unwrap();
+    assert!(!plain.contains("\"label\""));
 }

@@ -61,6 +61,7 @@ fn measure(records: &[FindingRecord], table: &ScoreTable, attacks: &HashSet<Pair
         trusted: None,
         threats: None,
         include_samples: false,
+        labels: None,
     };
     let report = fuse(records, table, &opts);
     let ranked: Vec<PairKey> = report

@@ -28,11 +28,14 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use ipsight_aws::emf::emf_line;
-use ipsight_aws::{ObjectRef, ObjectStore, Pair, ScoreError, Scorer};
+use ipsight_aws::{
+    load_labels, LabelSource, ObjectLister, ObjectRef, ObjectStore, Pair, ScoreError, Scorer,
+};
 use ipsight_formats::cloudtrail::{for_each_record, record_tuple};
 use ipsight_formats::guardduty::FindingRecord;
 use ipsight_formats::ip::{classify_ip, IpClass};
 use ipsight_formats::keys::{cloudtrail_key, would_retrigger};
+use ipsight_formats::labels::{LabelSet, Verdict};
 use ipsight_formats::limit::{is_cap_error, maybe_gunzip, CappedReader};
 use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
 use ipsight_formats::ocsf::{
@@ -114,6 +117,10 @@ pub struct Config {
     pub limits: Limits,
     /// `MESSAGE_CONCURRENCY`: SQS messages handled at once (I/O overlaps; default 4).
     pub message_concurrency: usize,
+    /// `LABELS_URI` / `LABELS_PREFIX` (a prefix of `OUTPUT_BUCKET`): analyst labels, read once per
+    /// invocation. A pair confirmed as a false positive raises no alert (its score line says why);
+    /// a confirmed true positive alerts whatever its score.
+    pub labels: Option<LabelSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +137,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Mapping(#[from] ipsight_formats::ocsf::MappingError),
+    #[error(transparent)]
+    Labels(#[from] ipsight_aws::LabelLoadError),
     #[error(
         "output s3://{out_bucket}/{out_prefix} overlaps the trigger s3://{in_bucket}/{in_prefix}: every \
          object written would trigger this function again (an infinite loop). Use another bucket or \
@@ -185,8 +194,14 @@ impl Config {
                 why: "a finite number",
             });
         }
+        let output_bucket = get("OUTPUT_BUCKET").ok_or(ConfigError::Missing("OUTPUT_BUCKET"))?;
+        let labels = LabelSource::from_vars(
+            get("LABELS_URI").as_deref(),
+            get("LABELS_PREFIX").as_deref(),
+            &output_bucket,
+        )?;
         let cfg = Config {
-            output_bucket: get("OUTPUT_BUCKET").ok_or(ConfigError::Missing("OUTPUT_BUCKET"))?,
+            output_bucket,
             scores_prefix: get("SCORES_PREFIX").unwrap_or_else(|| "scores/".into()),
             alerts_prefix: get("ALERTS_PREFIX").unwrap_or_else(|| "alerts/".into()),
             input_bucket: get("INPUT_BUCKET"),
@@ -209,6 +224,7 @@ impl Config {
             message_concurrency: parse::<usize>("MESSAGE_CONCURRENCY", get("MESSAGE_CONCURRENCY"))?
                 .unwrap_or(4)
                 .max(1),
+            labels,
         };
         if cfg.scores_prefix.is_empty() || cfg.scores_prefix == cfg.alerts_prefix {
             return Err(ConfigError::Invalid {
@@ -419,6 +435,12 @@ pub struct ScoreRecord {
     pub account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The analyst decision on the pair (`false_positive`: no alert; `true_positive`: alert).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<&'static str>,
+    /// Who decided, when and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_reason: Option<String>,
 }
 
 /// One alert: the record, why it alerted, and a stable id for de-duplication downstream.
@@ -487,6 +509,21 @@ pub async fn process_object<S: Scorer, A: AlertSink>(
     alerts: &A,
     obj: &S3Object,
 ) -> Result<Outcome, ObjectError> {
+    process_object_with_labels(cfg, store, scorer, alerts, None, obj).await
+}
+
+/// [`process_object`] honouring analyst labels (as of now).
+pub async fn process_object_with_labels<S: Scorer, A: AlertSink>(
+    cfg: &Config,
+    store: &impl ObjectStore,
+    scorer: &S,
+    alerts: &A,
+    labels: Option<&LabelSet>,
+    obj: &S3Object,
+) -> Result<Outcome, ObjectError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let input = ObjectRef::new(&obj.bucket, &obj.key);
     let started = Instant::now();
     let fail = |reason: String| ObjectError {
@@ -542,7 +579,12 @@ pub async fn process_object<S: Scorer, A: AlertSink>(
         .iter()
         .zip(&scores)
         .map(|((k, seen), s)| {
-            let alert = cfg.threshold.is_alert(s.dot_product, s.unusual_percentile);
+            let label = labels.and_then(|l| l.lookup(&k.entity, k.ip, now));
+            let alert = match label.map(|l| l.verdict) {
+                Some(Verdict::FalsePositive) => false,
+                Some(Verdict::TruePositive) => true,
+                None => cfg.threshold.is_alert(s.dot_product, s.unusual_percentile),
+            };
             let r = ScoreRecord {
                 entity: k.entity.clone(),
                 ip: k.ip,
@@ -560,6 +602,8 @@ pub async fn process_object<S: Scorer, A: AlertSink>(
                 severity: seen.severity,
                 account: seen.account.clone(),
                 region: seen.region.clone(),
+                label: label.map(|l| l.verdict.as_str()),
+                label_reason: label.map(|l| l.describe()),
             };
             if alert {
                 alert_list.push(Alert::new(r.clone(), cfg.threshold));
@@ -878,6 +922,7 @@ async fn process_all<S: Scorer, A: AlertSink>(
     store: &impl ObjectStore,
     scorer: &S,
     alerts: &A,
+    labels: Option<&LabelSet>,
     objects: &[S3Object],
 ) -> (Value, Vec<String>) {
     let mut written = Vec::new();
@@ -885,7 +930,7 @@ async fn process_all<S: Scorer, A: AlertSink>(
     let mut errors = Vec::new();
     let (mut pairs, mut alert_count) = (0usize, 0usize);
     for o in objects {
-        match process_object(cfg, store, scorer, alerts, o).await {
+        match process_object_with_labels(cfg, store, scorer, alerts, labels, o).await {
             Ok(Outcome::Scored {
                 scores,
                 pairs: p,
@@ -917,15 +962,23 @@ async fn process_all<S: Scorer, A: AlertSink>(
 ///   fails (Lambda retries; outputs already written are rewritten identically).
 pub async fn handle<S: Scorer, A: AlertSink>(
     cfg: &Config,
-    store: &impl ObjectStore,
+    store: &(impl ObjectStore + ObjectLister),
     scorer: &S,
     alerts: &A,
     event: Value,
 ) -> Result<Value, anyhow::Error> {
+    // Read per invocation (a few small objects), so a decision applies from the next batch on,
+    // without a redeploy or a cold start. Unreadable labels fail the invocation: alerting on a
+    // pair an analyst cleared, or not alerting on a confirmed one, is worse than a retry.
+    let labels = match &cfg.labels {
+        Some(src) => Some(load_labels(store, src).await?),
+        None => None,
+    };
+    let labels = labels.as_ref();
     match parse_notification(&event)? {
         Notification::TestEvent => Ok(json!({"ignored": "s3:TestEvent"})),
         Notification::Objects(objects) => {
-            let (summary, errors) = process_all(cfg, store, scorer, alerts, &objects).await;
+            let (summary, errors) = process_all(cfg, store, scorer, alerts, labels, &objects).await;
             if errors.is_empty() {
                 Ok(summary)
             } else {
@@ -942,7 +995,8 @@ pub async fn handle<S: Scorer, A: AlertSink>(
                 match parse_body(&m.body) {
                     Ok(Notification::TestEvent) => true,
                     Ok(Notification::Objects(objects)) => {
-                        let (_, errors) = process_all(cfg, store, scorer, alerts, &objects).await;
+                        let (_, errors) =
+                            process_all(cfg, store, scorer, alerts, labels, &objects).await;
                         errors.is_empty()
                     }
                     Ok(other) => {
@@ -1097,5 +1151,94 @@ mod tests {
             derived_key("scores/", "aws/x y/a.gz.parquet"),
             "scores/aws/x y/a.gz.parquet.jsonl"
         );
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+    use ipsight_aws::{DirStore, Score};
+    use ipsight_formats::labels::{object_key, Label};
+
+    /// Every pair scores as very unusual: only labels can stop an alert.
+    struct Unusual;
+    impl Scorer for Unusual {
+        async fn score(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
+            Ok(pairs
+                .iter()
+                .map(|_| Score {
+                    dot_product: -5.0,
+                    unusual_percentile: Some(99.99),
+                })
+                .collect())
+        }
+    }
+
+    fn lines(store_root: &std::path::Path, key: &str) -> Vec<Value> {
+        std::fs::read_to_string(store_root.join("data").join(key))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_false_positive_label_stops_the_alert_and_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        let csv = "AIDAALICE,198.51.100.7\nAIDAALICE,203.0.113.1\nAIDABOB,192.0.2.1\n";
+        store
+            .put_bytes(
+                &ObjectRef::new("data", "infer/t.csv"),
+                csv.into(),
+                "text/csv",
+            )
+            .await
+            .unwrap();
+        let label = Label {
+            entity: "AIDAALICE".into(),
+            ip: None,
+            cidr: Some("198.51.100.0/24".parse().unwrap()),
+            verdict: Verdict::FalsePositive,
+            who: "alice".into(),
+            when: "2026-01-04T12:00:00Z".into(),
+            why: "new home ISP".into(),
+            expires: None,
+        };
+        let obj = ObjectRef::new("data", object_key("labels/", &label));
+        store
+            .put_bytes(&obj, format!("{}\n", label.to_line()).into(), "x")
+            .await
+            .unwrap();
+        let cfg = Config::from_lookup(|k| {
+            match k {
+                "OUTPUT_BUCKET" => Some("data"),
+                "ALERT_MIN_PERCENTILE" => Some("99"),
+                "LABELS_PREFIX" => Some("labels/"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        })
+        .unwrap();
+        let ev = json!({"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"data"},"object":{"key":"infer/t.csv","size":csv.len()}}}]});
+        let out = handle(&cfg, &store, &Unusual, &NoAlerts, ev).await.unwrap();
+        assert_eq!(out["alerts"], 2, "{out}");
+        let scores = lines(dir.path(), "scores/infer/t.csv.jsonl");
+        let fp: Vec<&Value> = scores.iter().filter(|r| r["alert"] == false).collect();
+        assert_eq!(fp.len(), 1);
+        assert_eq!(fp[0]["ip"], "198.51.100.7");
+        assert_eq!(fp[0]["label"], "false_positive");
+        assert!(fp[0]["label_reason"]
+            .as_str()
+            .unwrap()
+            .contains("new home ISP"));
+        let alerts = lines(dir.path(), "alerts/infer/t.csv.jsonl");
+        assert_eq!(alerts.len(), 2);
+        assert!(alerts.iter().all(|a| a["ip"] != "198.51.100.7"));
+        assert!(scores
+            .iter()
+            .filter(|r| r["alert"] == true)
+            .all(|r| r.get("label").is_none()));
     }
 }

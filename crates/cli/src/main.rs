@@ -29,6 +29,8 @@ enum Command {
     Extract(cmd::extract::Args),
     /// Fuse GuardDuty findings with IP Insights scores into a ranked list of suspicious activity
     Fuse(cmd::fuse::Args),
+    /// Analyst decisions on pairs (false / true positive): honoured by fuse, ipcheck and retrain
+    Label(cmd::label::Args),
     /// Train and deploy with the SageMaker built-in IP Insights algorithm (data that outgrows one machine)
     Sagemaker(cmd::sagemaker::Args),
     /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
@@ -48,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => cmd::train::run(a),
         Command::Extract(a) => cmd::extract::run(a),
         Command::Fuse(a) => cmd::fuse::run(a),
+        Command::Label(a) => cmd::label::run(a),
         Command::Score(a) => cmd::score::run(a),
         Command::Sagemaker(a) => cmd::sagemaker::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),

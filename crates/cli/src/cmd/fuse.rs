@@ -41,6 +41,10 @@ pub struct Args {
     /// Rank GuardDuty sample findings like real ones (default: suppressed).
     #[arg(long)]
     include_samples: bool,
+    /// Analyst labels (`ipsight label add`): a JSON lines file or s3://bucket/prefix/. Confirmed
+    /// false positives are suppressed (still listed), confirmed true positives escalated on top.
+    #[arg(long)]
+    labels: Option<String>,
     /// Rows to print.
     #[arg(long, default_value_t = 20)]
     top: usize,
@@ -132,6 +136,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         trusted: a.trusted.as_deref().map(read_list).transpose()?,
         threats: a.threats.as_deref().map(read_list).transpose()?,
         include_samples: a.include_samples,
+        labels: a.labels.as_deref().map(super::label::load).transpose()?,
     };
     let report = fuse(&records, &table, &opts);
     if let Some(dir) = &a.out {

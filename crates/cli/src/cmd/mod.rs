@@ -2,6 +2,7 @@ pub mod demo;
 pub mod evaluate;
 pub mod extract;
 pub mod fuse;
+pub mod label;
 pub mod prepare;
 pub mod sagemaker;
 pub mod score;

@@ -25,11 +25,12 @@ pub fn normalise_entity(
             .map(str::to_owned),
         (_, None) => None,
         (Some("FederatedUser"), Some(p)) => Some(p.to_owned()),
-        (t, Some(p)) if t == Some("AssumedRole") || p.starts_with("AROA") => Some(
-            p.split_once(':')
-                .map_or(p, |(role, _session)| role)
-                .to_owned(),
-        ),
+        // A malformed id such as `:session` leaves nothing once the session is cut: no principal,
+        // rather than an empty entity that would merge every such record into one (found by fuzzing).
+        (t, Some(p)) if t == Some("AssumedRole") || p.starts_with("AROA") => {
+            let role = p.split_once(':').map_or(p, |(role, _session)| role).trim();
+            (!role.is_empty()).then(|| role.to_owned())
+        }
         (_, Some(p)) => Some(p.to_owned()),
     }
 }
@@ -73,5 +74,8 @@ mod tests {
         assert_eq!(n(Some("AWSService"), None, None), None);
         assert_eq!(n(Some("IAMUser"), Some("  "), None), None);
         assert_eq!(n(None, Some("AROAONLY"), None).as_deref(), Some("AROAONLY"));
+        // Regression (fuzzing): a role id that is only a session suffix is no principal, not "".
+        assert_eq!(n(Some("AssumedRole"), Some(":sess"), None), None);
+        assert_eq!(n(Some("AssumedRole"), Some(" :x"), None), None);
     }
 }

@@ -448,8 +448,18 @@ impl Model {
         }
         let mut tables = Vec::with_capacity(expected.len());
         for (rows, cols) in expected {
-            let mut t = vec![0.0f32; rows * cols];
-            get(r, bytemuck::cast_slice_mut(&mut t), "tables")?;
+            // The header alone can claim 250M × 4096 floats (4 TB): allocating that up front aborts
+            // the process before the missing data is noticed. Grow the table as bytes arrive, so a
+            // truncated or hostile file costs at most its own size (found writing the model_file fuzz target).
+            const STEP: usize = 16 << 20; // floats per read (64 MiB)
+            let len = rows * cols;
+            let mut t: Vec<f32> = Vec::new();
+            while t.len() < len {
+                let n = (len - t.len()).min(STEP);
+                let at = t.len();
+                t.resize(at + n, 0.0);
+                get(r, bytemuck::cast_slice_mut(&mut t[at..]), "tables")?;
+            }
             if cfg!(target_endian = "big") {
                 for v in &mut t {
                     *v = f32::from_bits(u32::from_le(v.to_bits()));

@@ -159,3 +159,28 @@ fn impossible_table_size_is_an_error_not_an_abort() {
     .unwrap_err();
     assert!(matches!(err, ModelError::OutOfMemory { .. }), "{err}");
 }
+
+/// Regression (model_file fuzz target): a header that claims the largest legal shapes (250M entities × 4096
+/// dimensions, 4 TB of tables) followed by no data used to allocate the tables up front and abort
+/// the process. It must be a `Truncated` error, after allocating no more than the file holds.
+#[test]
+fn huge_claimed_tables_in_a_short_file_are_truncated_not_an_abort() {
+    let bytes = bytes_of(&tiny_model(1, 1, 1));
+    let hlen = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + hlen]).unwrap();
+    let (n, d) = (250_000_000u64, 4096u64);
+    header["hyperparameters"]["num_entity_vectors"] = n.into();
+    header["hyperparameters"]["vector_dim"] = d.into();
+    for t in header["tables"].as_array_mut().unwrap() {
+        t["cols"] = d.into();
+    }
+    header["tables"][0]["rows"] = n.into();
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut file = bytes[..12].to_vec();
+    file.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    file.extend_from_slice(&h);
+    file.resize(file.len() + (8 - file.len() % 8) % 8, 0);
+    file.extend_from_slice(&[0u8; 1000]);
+    let err = Model::read_from(&mut std::io::Cursor::new(&file)).unwrap_err();
+    assert!(matches!(err, ModelError::Truncated("tables")), "{err}");
+}

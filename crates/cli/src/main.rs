@@ -31,6 +31,8 @@ enum Command {
     Fuse(cmd::fuse::Args),
     /// Analyst decisions on pairs (false / true positive): honoured by fuse, ipcheck and retrain
     Label(cmd::label::Args),
+    /// Retrain with analyst feedback, evaluate against the serving model, promote only if not worse
+    Retrain(cmd::retrain::Args),
     /// Train and deploy with the SageMaker built-in IP Insights algorithm (data that outgrows one machine)
     Sagemaker(cmd::sagemaker::Args),
     /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Extract(a) => cmd::extract::run(a),
         Command::Fuse(a) => cmd::fuse::run(a),
         Command::Label(a) => cmd::label::run(a),
+        Command::Retrain(a) => cmd::retrain::run(a),
         Command::Score(a) => cmd::score::run(a),
         Command::Sagemaker(a) => cmd::sagemaker::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),

@@ -4,6 +4,7 @@ pub mod extract;
 pub mod fuse;
 pub mod label;
 pub mod prepare;
+pub mod retrain;
 pub mod sagemaker;
 pub mod score;
 pub mod serve;

@@ -54,7 +54,7 @@ pub struct Args {
 /// SageMaker IP Insights hyperparameters, by their SageMaker names (dashes or underscores). Kept as
 /// text and parsed by `Hyperparameters::set`, exactly as SageMaker receives them.
 #[derive(clap::Args)]
-struct SageMakerHyperparameters {
+pub(crate) struct SageMakerHyperparameters {
     /// [SageMaker, required] entity vectors (hash buckets), 1–250,000,000
     #[arg(
         long = "num-entity-vectors",
@@ -146,38 +146,48 @@ fn read(path: &PathBuf, skip: bool, what: &str) -> anyhow::Result<TrainingData> 
     Ok(data)
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let h = &args.hyper;
-    let (Some(nev), Some(dim)) = (&h.num_entity_vectors, &h.vector_dim) else {
-        bail!("--num-entity-vectors and --vector-dim are required (as in SageMaker IP Insights)");
-    };
-    let mut hp = Hyperparameters::new(0, 0);
-    hp.set("num_entity_vectors", nev)?;
-    hp.set("vector_dim", dim)?;
-    for (name, value) in [
-        (
-            "batch_metrics_publish_interval",
-            &h.batch_metrics_publish_interval,
-        ),
-        ("epochs", &h.epochs),
-        ("learning_rate", &h.learning_rate),
-        ("mini_batch_size", &h.mini_batch_size),
-        ("num_ip_encoder_layers", &h.num_ip_encoder_layers),
-        (
-            "random_negative_sampling_rate",
-            &h.random_negative_sampling_rate,
-        ),
-        (
-            "shuffled_negative_sampling_rate",
-            &h.shuffled_negative_sampling_rate,
-        ),
-        ("weight_decay", &h.weight_decay),
-    ] {
-        if let Some(v) = value {
-            hp.set(name, v)?;
+impl SageMakerHyperparameters {
+    /// The hyperparameters as SageMaker would receive them, validated.
+    pub(crate) fn to_hyperparameters(&self) -> anyhow::Result<Hyperparameters> {
+        let h = self;
+        let (Some(nev), Some(dim)) = (&h.num_entity_vectors, &h.vector_dim) else {
+            bail!(
+                "--num-entity-vectors and --vector-dim are required (as in SageMaker IP Insights)"
+            );
+        };
+        let mut hp = Hyperparameters::new(0, 0);
+        hp.set("num_entity_vectors", nev)?;
+        hp.set("vector_dim", dim)?;
+        for (name, value) in [
+            (
+                "batch_metrics_publish_interval",
+                &h.batch_metrics_publish_interval,
+            ),
+            ("epochs", &h.epochs),
+            ("learning_rate", &h.learning_rate),
+            ("mini_batch_size", &h.mini_batch_size),
+            ("num_ip_encoder_layers", &h.num_ip_encoder_layers),
+            (
+                "random_negative_sampling_rate",
+                &h.random_negative_sampling_rate,
+            ),
+            (
+                "shuffled_negative_sampling_rate",
+                &h.shuffled_negative_sampling_rate,
+            ),
+            ("weight_decay", &h.weight_decay),
+        ] {
+            if let Some(v) = value {
+                hp.set(name, v)?;
+            }
         }
+        hp.validate()?;
+        Ok(hp)
     }
-    hp.validate()?;
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let hp = args.hyper.to_hyperparameters()?;
     let mut opts = TrainOptions {
         threads: args.threads,
         ..TrainOptions::default()

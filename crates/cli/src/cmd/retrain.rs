@@ -1,0 +1,110 @@
+//! `ipsight retrain`: train a candidate with the analysts' false positives, compare it with the
+//! serving model on held-back recent pairs, promote it only if it is not worse (the library in
+//! `ipsight-retrain` is what a scheduled Lambda would call).
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ipsight_formats::labels::{epoch_seconds, LabelSet};
+use ipsight_model::{IpEncoderLayout, TrainEvent};
+use ipsight_retrain::{retrain_files, RetrainError, RetrainFiles, RetrainOptions};
+
+use super::train::SageMakerHyperparameters;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Training tuple CSV (entity,ip), e.g. the last N days of the preparer's output
+    #[arg(long)]
+    train: PathBuf,
+    /// Analyst labels (`ipsight label add`): a JSON lines file or s3://bucket/prefix/
+    #[arg(long)]
+    labels: Option<String>,
+    /// Held-back recent pairs (entity,ip CSV, not in --train): the normal side of the evaluation
+    #[arg(long)]
+    holdout: PathBuf,
+    /// The serving model (replaced on promotion; kept as `previous`). May not exist yet.
+    #[arg(long)]
+    current: PathBuf,
+    /// Where the candidate model goes; `<out>.metrics.json` beside it
+    #[arg(long)]
+    out: PathBuf,
+    /// Copies of each false-positive pair added to the training set
+    #[arg(long, default_value_t = 20)]
+    false_positive_repeat: usize,
+    /// Promote when candidate AUC ≥ serving AUC − this
+    #[arg(long, default_value_t = 0.005)]
+    auc_tolerance: f64,
+    /// Labels in force at this date/time are used (default: now)
+    #[arg(long)]
+    labels_at: Option<String>,
+
+    #[command(flatten)]
+    hyper: Box<SageMakerHyperparameters>,
+
+    /// [ipsight] random seed (with --threads 1 a run is reproducible)
+    #[arg(long, help_heading = "ipsight options")]
+    seed: Option<u64>,
+    /// [ipsight] worker threads (default: all cores)
+    #[arg(long, help_heading = "ipsight options")]
+    threads: Option<usize>,
+    /// [ipsight] hash buckets for /24 prefixes
+    #[arg(long = "prefix24-buckets", help_heading = "ipsight options")]
+    prefix24_buckets: Option<u32>,
+    /// [ipsight] hash buckets for whole addresses
+    #[arg(long = "address-buckets", help_heading = "ipsight options")]
+    address_buckets: Option<u32>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let hp = a.hyper.to_hyperparameters()?;
+    let at_text = a
+        .labels_at
+        .clone()
+        .unwrap_or_else(super::label::now_rfc3339);
+    let at = epoch_seconds(&at_text)
+        .with_context(|| format!("--labels-at {at_text:?}: expected YYYY-MM-DD or RFC 3339"))?;
+    let mut opts = RetrainOptions::new(hp, at);
+    opts.false_positive_repeat = a.false_positive_repeat;
+    opts.auc_tolerance = a.auc_tolerance;
+    opts.train.threads = a.threads;
+    if let Some(s) = a.seed {
+        opts.train.seed = s;
+    }
+    let d = IpEncoderLayout::default();
+    opts.train.layout = IpEncoderLayout {
+        prefix24_buckets: a.prefix24_buckets.unwrap_or(d.prefix24_buckets),
+        address_buckets: a.address_buckets.unwrap_or(d.address_buckets),
+    };
+    let labels = match &a.labels {
+        Some(l) => super::label::load(l)?,
+        None => LabelSet::default(),
+    };
+    let files = RetrainFiles {
+        train: &a.train,
+        holdout: &a.holdout,
+        labels: &labels,
+        current: &a.current,
+        out: &a.out,
+    };
+    let result = retrain_files(&files, &opts, &mut |ev| {
+        if let TrainEvent::Epoch(e) = ev {
+            eprintln!(
+                "epoch {}: loss {:.4}, {:.1} s, {:.0} pairs/s",
+                e.epoch, e.mean_loss, e.seconds, e.pairs_per_sec
+            );
+        }
+    });
+    match result {
+        Ok(r) => {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            eprintln!(
+                "promoted {} → {} ({})",
+                a.out.display(),
+                a.current.display(),
+                r.decision
+            );
+            Ok(())
+        }
+        Err(e @ RetrainError::Refused { .. }) => Err(e.into()),
+        Err(e) => Err(e).context("retrain"),
+    }
+}

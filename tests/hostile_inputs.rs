@@ -170,6 +170,10 @@ fn gzip_bomb_is_stopped_at_the_uncompressed_cap_in_bounded_memory() {
     );
     assert!(out.is_empty());
     assert!(peak < 4 * MIB, "peak {peak} bytes");
+    eprintln!(
+        "1 GiB gzip bomb (CloudTrail): refused at the cap, peak {} KiB",
+        peak >> 10
+    );
 
     // The same bomb as a GuardDuty export and as OCSF JSON lines.
     let gd = ReadOptions {

@@ -16,8 +16,11 @@ use ipsight_formats::{classify_ip, notify, tuples, IpClass};
 use ipsight_model::wire::{self, Accept, ContentType};
 use ipsight_model::Model;
 
+/// A fuzz target: arbitrary bytes in, panics are findings.
+pub type Target = fn(&[u8]);
+
 /// The names the drivers accept, in a fixed order.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("cloudtrail", cloudtrail),
     ("guardduty", guardduty),
     ("ocsf_json", ocsf_json),
@@ -142,11 +145,9 @@ pub fn notification(data: &[u8]) {
         return;
     };
     let _ = notify::decode_notification_key(text);
-    if let Ok(n) = notify::parse_body(text) {
-        if let notify::Notification::Sqs(msgs) = n {
-            for m in msgs {
-                let _ = notify::parse_body(&m.body);
-            }
+    if let Ok(notify::Notification::Sqs(msgs)) = notify::parse_body(text) {
+        for m in msgs {
+            let _ = notify::parse_body(&m.body);
         }
     }
     if let Ok(v) = serde_json::from_str(text) {

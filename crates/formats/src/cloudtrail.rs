@@ -318,7 +318,14 @@ impl<R: Read> Scanner<R> {
         }
         let target = self.end + min_new.max(1);
         if self.buf.len() < target {
-            self.buf.resize(target.next_power_of_two(), 0);
+            // Powers of two, but no larger than a record at the cap needs (see `grow`).
+            let size = target
+                .next_power_of_two()
+                .min(self.max_record.saturating_add(1 + CHUNK))
+                .max(target);
+            // `resize` alone grows the capacity amortised (doubling), which would undo the bound.
+            self.buf.reserve_exact(size - self.buf.len());
+            self.buf.resize(size, 0);
         }
         while self.end < target && !self.eof {
             match self.r.read(&mut self.buf[self.end..]) {
@@ -433,7 +440,11 @@ impl<R: Read> Scanner<R> {
                 record: self.record_no,
             });
         }
-        self.fill(pending.max(CHUNK))
+        // Double the window (O(log n) re-parses of a long record), but stop one byte past the cap:
+        // that is enough to tell a record over the cap, and keeps the window near the cap instead of
+        // twice it (a 100 MB record peaked at 64 MiB with the 32 MiB cap before).
+        let room = (self.max_record + 1).saturating_sub(pending).max(1);
+        self.fill(pending.max(CHUNK).min(room))
     }
 
     /// The records of an array whose '[' has been consumed. Returns false if `f` asked to stop.

@@ -303,3 +303,274 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
     assert_eq!(m["promote"], false);
     assert!(m["candidate"]["auc"].as_f64().unwrap() < m["current"]["auc"].as_f64().unwrap());
 }
+
+fn retrain_vars(bucket: &str, train: &str, extra: &[(&str, &str)]) -> scheduled_retrain::Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("TRAINING_URI".into(), format!("s3://{bucket}/{train}")),
+        (
+            "MODEL_URI".into(),
+            format!("s3://{bucket}/models/current/model.ipsm"),
+        ),
+        ("LABELS_PREFIX".into(), "labels/".into()),
+        ("TRAIN_THREADS".into(), "1".into()),
+        (
+            "HYPERPARAMETERS".into(),
+            json!({"num_entity_vectors": 4000, "vector_dim": 32, "epochs": 6,
+                   "mini_batch_size": 1000, "learning_rate": 0.01,
+                   "random_negative_sampling_rate": 3})
+            .to_string(),
+        ),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(n, _)| n != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    scheduled_retrain::Config::from_vars(
+        move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        Some("us-east-1".into()),
+    )
+    .unwrap()
+}
+
+/// A `HOLDOUT_FRACTION` that holds back exactly the two newest of these objects (oldest first).
+fn two_newest(sizes: &[usize]) -> String {
+    let total: usize = sizes.iter().sum();
+    let two: usize = sizes[sizes.len() - 2..].iter().sum();
+    ((two as f64 - 0.5) / total as f64).to_string()
+}
+
+/// The same loop through the scheduled-retrain Lambda's code on S3, with ipcheck's scorer as a
+/// warm Lambda container holds it: the promoted model reaches it without a redeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
+    let world = World::new(SynthConfig::new(5, 30, 14));
+    let (entity, new_home) = world.anomalous_pairs(1, 3).remove(0);
+    let s3 = S3Server::start().await;
+    let bucket = s3.unique_bucket("ipsight-scheduled");
+    s3.create_bucket(&bucket).await;
+    let store = S3Store::from_conf(&s3.sdk_config());
+    // Fourteen days of preparer output, one object a day (uploaded in order; keys sort by age too).
+    let mut sizes = Vec::new();
+    for day in 0..14u32 {
+        let pairs: Vec<_> = world.normal_pairs(day..day + 1).collect();
+        let body = csv(&pairs).into_bytes();
+        sizes.push(body.len());
+        s3.put(&bucket, &format!("train/cloudtrail/day{day:02}.csv"), body)
+            .await;
+    }
+    s3.put(&bucket, "train/cloudtrail/", Vec::new()).await; // a console "folder"
+    let holdout: Vec<_> = world.normal_pairs(12..14).collect();
+    let key = "infer/tuples/day14.csv";
+    let mut today: Vec<_> = holdout.iter().take(200).cloned().collect();
+    today.push((entity.clone(), new_home));
+    s3.put(&bucket, key, csv(&today).into_bytes()).await;
+    let work = tempfile::tempdir().unwrap();
+    let now_ms = 1_768_953_600_000; // 2026-01-21: labels decided on the 19th apply
+    let cfg = retrain_vars(
+        &bucket,
+        "train/",
+        &[("HOLDOUT_FRACTION", &two_newest(&sizes))],
+    );
+
+    // First scheduled run: no serving model yet, the candidate is promoted.
+    let out = scheduled_retrain::run(&cfg, &store, None, now_ms, work.path())
+        .await
+        .unwrap();
+    assert_eq!(out["action"], "promoted", "{out:#}");
+    assert_eq!(out["training_objects"], 12);
+    assert_eq!(out["holdout_objects"], 2);
+    assert_eq!(out["ignored_objects"], 1);
+    assert!(
+        out["report"]["candidate"]["auc"].as_f64().unwrap() > 0.9,
+        "{out:#}"
+    );
+    assert!(out["report"]["previous_kept_at"].is_null());
+    let first_model = s3.get(&bucket, "models/current/model.ipsm").await.unwrap();
+    let cand = "models/candidates/20260121T000000Z-model.ipsm";
+    assert_eq!(s3.get(&bucket, cand).await.unwrap(), first_model);
+    let m: Value = serde_json::from_slice(
+        &s3.get(&bucket, "models/current/model.ipsm.metrics.json")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["report"]["promote"], true);
+
+    // ipcheck's scorer, built as its Lambda builds it at cold start (checking every call here).
+    let scorer = ipsight_aws::ReloadingScorer::load(
+        S3Store::from_conf(&s3.sdk_config()),
+        ObjectRef::new(&bucket, "models/current/model.ipsm"),
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let no_labels_cfg = ipcheck_config(&bucket, false);
+    ipcheck::handle(
+        &no_labels_cfg,
+        &store,
+        &scorer,
+        &ipcheck::NoAlerts,
+        s3_event(&bucket, key),
+    )
+    .await
+    .unwrap();
+    let line = score_line(&s3, &bucket, key, &entity, new_home).await;
+    assert_eq!(line["alert"], true, "{line}");
+    let before_pct = line["unusual_percentile"].as_f64().unwrap();
+
+    // The analyst's decision, then the next scheduled run learns it.
+    let label = Label {
+        entity: entity.clone(),
+        ip: Some(new_home),
+        cidr: None,
+        verdict: Verdict::FalsePositive,
+        who: "alice@example.com".into(),
+        when: "2026-01-19T10:00:00Z".into(),
+        why: "new home ISP, confirmed with the user".into(),
+        expires: None,
+    }
+    .validated()
+    .unwrap();
+    store
+        .put_bytes(
+            &ObjectRef::new(&bucket, object_key("labels/", &label)),
+            format!("{}\n", label.to_line()).into(),
+            "application/x-ndjson",
+        )
+        .await
+        .unwrap();
+    let out = scheduled_retrain::run(&cfg, &store, None, now_ms + 86_400_000, work.path())
+        .await
+        .unwrap();
+    assert_eq!(out["action"], "promoted", "{out:#}");
+    assert_eq!(out["report"]["false_positive_pairs"], 1);
+    assert_eq!(
+        out["report"]["candidate"]["false_positives_still_flagged"],
+        0
+    );
+    assert_eq!(
+        s3.get(&bucket, "models/previous/model.ipsm").await.unwrap(),
+        first_model,
+        "the replaced model is kept for rollback"
+    );
+    assert!(s3
+        .get(&bucket, "models/previous/model.ipsm.metrics.json")
+        .await
+        .is_some());
+
+    // The warm scorer follows the promotion: the pair now scores normal without any label.
+    ipcheck::handle(
+        &no_labels_cfg,
+        &store,
+        &scorer,
+        &ipcheck::NoAlerts,
+        s3_event(&bucket, key),
+    )
+    .await
+    .unwrap();
+    let line = score_line(&s3, &bucket, key, &entity, new_home).await;
+    let after_pct = line["unusual_percentile"].as_f64().unwrap();
+    assert_eq!(line["alert"], false, "{line}");
+    assert!(after_pct < before_pct, "{before_pct} → {after_pct}");
+    eprintln!("scheduled: new home pair unusual percentile {before_pct:.2} → {after_pct:.2}");
+
+    // A worse candidate (random pairs, one epoch; judged on the same real recent days) is kept
+    // with its metrics but not promoted.
+    let mut x: u32 = 777;
+    let mut bad_sizes = Vec::new();
+    for day in 0..12u32 {
+        let mut junk = String::new();
+        for i in 0..world.normal_pairs(day..day + 1).count() {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            junk.push_str(&format!("junk{},{}\n", i % 97, Ipv4Addr::from(x)));
+        }
+        bad_sizes.push(junk.len());
+        s3.put(
+            &bucket,
+            &format!("train-bad/a{day:02}.csv"),
+            junk.into_bytes(),
+        )
+        .await;
+    }
+    for day in 12..14u32 {
+        let pairs: Vec<_> = world.normal_pairs(day..day + 1).collect();
+        let body = csv(&pairs).into_bytes();
+        bad_sizes.push(body.len());
+        s3.put(&bucket, &format!("train-bad/z{day:02}.csv"), body)
+            .await;
+    }
+    let served = s3.get(&bucket, "models/current/model.ipsm").await.unwrap();
+    let bad_cfg = retrain_vars(
+        &bucket,
+        "train-bad/",
+        &[
+            (
+                "HYPERPARAMETERS",
+                &json!({"num_entity_vectors": 4000, "vector_dim": 32, "epochs": 1,
+                        "mini_batch_size": 1000, "learning_rate": 0.01})
+                .to_string(),
+            ),
+            ("HOLDOUT_FRACTION", &two_newest(&bad_sizes)),
+        ],
+    );
+    let out = scheduled_retrain::run(&bad_cfg, &store, None, now_ms + 2 * 86_400_000, work.path())
+        .await
+        .unwrap();
+    assert_eq!(out["action"], "not_promoted", "{out:#}");
+    assert_eq!(
+        s3.get(&bucket, "models/current/model.ipsm").await.unwrap(),
+        served
+    );
+    let m: Value = serde_json::from_slice(
+        &s3.get(
+            &bucket,
+            "models/candidates/20260123T000000Z-model.ipsm.metrics.json",
+        )
+        .await
+        .expect("a refused candidate's metrics are kept"),
+    )
+    .unwrap();
+    assert_eq!(m["report"]["promote"], false);
+
+    // Too much data for the Lambda: without SageMaker configured, a clear refusal; with it, a
+    // SageMaker training job on the same prefix (moto's SageMaker API).
+    let big = retrain_vars(
+        &bucket,
+        "train/",
+        &[("MAX_EMBEDDED_TRAINING_BYTES", "1000")],
+    );
+    let e = scheduled_retrain::run(&big, &store, None, now_ms, work.path())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("MAX_EMBEDDED_TRAINING_BYTES=1000")
+            && e.to_string().contains("SAGEMAKER_TRAINING_ROLE_ARN"),
+        "{e}"
+    );
+    let big = retrain_vars(
+        &bucket,
+        "train/",
+        &[
+            ("MAX_EMBEDDED_TRAINING_BYTES", "1000"),
+            (
+                "SAGEMAKER_TRAINING_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/ipsight-sagemaker",
+            ),
+        ],
+    );
+    let sm = aws_sdk_sagemaker::Client::new(&s3.sdk_config());
+    let out = scheduled_retrain::run(&big, &store, Some(&sm), now_ms, work.path())
+        .await
+        .unwrap();
+    assert_eq!(out["action"], "sagemaker_training_started", "{out:#}");
+    assert_eq!(out["output"], format!("s3://{bucket}/models/sagemaker/"));
+    let job = sm
+        .describe_training_job()
+        .training_job_name(out["training_job"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let hp = job.hyper_parameters().unwrap();
+    assert_eq!(hp["num_entity_vectors"], "4000");
+    assert_eq!(hp["vector_dim"], "32");
+}

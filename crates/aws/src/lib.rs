@@ -7,12 +7,14 @@ pub mod config;
 pub mod emf;
 pub mod labels;
 pub mod list;
+pub mod reload;
 pub mod scorer;
 pub mod scorers;
 pub mod store;
 
 pub use labels::{load_labels, LabelLoadError, LabelSource};
-pub use list::ObjectLister;
+pub use list::{ObjectInfo, ObjectLister};
+pub use reload::ReloadingScorer;
 pub use scorer::{Pair, Score, ScoreError, Scorer};
 pub use scorers::{
     scorer_from_env, scorer_from_vars, AnyScorer, EmbeddedScorer, ModelLocation, SageMakerOptions,

@@ -11,9 +11,86 @@ pub trait ObjectLister: Send + Sync {
         bucket: &str,
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Every object under `prefix` with its size and age, sorted by key: retraining picks its
+    /// held-back set by age and bounds its memory by size before reading anything.
+    fn list_info(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>> + Send;
+
+    /// Size, age and version tag of one object: how a long-lived container notices that the model
+    /// it serves was replaced, without downloading it.
+    fn head(&self, obj: &ObjectRef) -> impl Future<Output = Result<ObjectInfo, StoreError>> + Send;
+}
+
+/// What a listing or a HEAD says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// Milliseconds since the epoch (S3: `LastModified`; a directory: the file's mtime).
+    pub last_modified_ms: i64,
+    /// Changes whenever the object is rewritten (S3: the ETag; a directory: size + mtime in ns).
+    pub version_tag: String,
+}
+
+fn s3_time_ms(t: Option<&aws_smithy_types::DateTime>) -> i64 {
+    t.and_then(|t| t.to_millis().ok()).unwrap_or(0)
 }
 
 impl ObjectLister for S3Store {
+    async fn list_info(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::Other {
+                obj: ObjectRef::new(bucket, prefix),
+                op: "ListObjectsV2",
+                msg: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+            for o in page.contents() {
+                if let Some(k) = o.key() {
+                    out.push(ObjectInfo {
+                        key: k.to_owned(),
+                        size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        last_modified_ms: s3_time_ms(o.last_modified()),
+                        version_tag: o.e_tag().unwrap_or_default().to_owned(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn head(&self, obj: &ObjectRef) -> Result<ObjectInfo, StoreError> {
+        let out = self
+            .client()
+            .head_object()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .send()
+            .await
+            .map_err(|e| crate::store::sdk_err(obj, "HeadObject", e))?;
+        Ok(ObjectInfo {
+            key: obj.key.clone(),
+            size: out
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            last_modified_ms: s3_time_ms(out.last_modified()),
+            version_tag: out.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
         let mut pages = self
@@ -40,7 +117,54 @@ impl ObjectLister for S3Store {
     }
 }
 
+fn file_info(key: String, m: &std::fs::Metadata) -> ObjectInfo {
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    ObjectInfo {
+        key,
+        size: m.len(),
+        last_modified_ms: i64::try_from(mtime.as_millis()).unwrap_or(i64::MAX),
+        version_tag: format!("{}-{}", m.len(), mtime.as_nanos()),
+    }
+}
+
 impl ObjectLister for DirStore {
+    async fn list_info(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let keys = self.list(bucket, prefix).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let obj = ObjectRef::new(bucket, k);
+            match self.head(&obj).await {
+                Ok(i) => out.push(i),
+                // Listed a moment ago; a concurrent delete is not an error.
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn head(&self, obj: &ObjectRef) -> Result<ObjectInfo, StoreError> {
+        let path = self.path(obj)?;
+        let m = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StoreError::NotFound(obj.clone()),
+                _ => StoreError::Other {
+                    obj: obj.clone(),
+                    op: "stat",
+                    msg: e.to_string(),
+                },
+            })?;
+        if !m.is_file() {
+            return Err(StoreError::NotFound(obj.clone()));
+        }
+        Ok(file_info(obj.key.clone(), &m))
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         let root = self.path(&ObjectRef::new(bucket, ""))?;
         // Walk only the deepest directory the prefix names, then filter by the full prefix.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ipsight_model::{Calibration, Model, ModelError};
 
+use crate::reload::ReloadingScorer;
 use crate::scorer::{Pair, Score, ScoreError, Scorer};
 use crate::store::{ObjectRef, ObjectStore, StoreError};
 
@@ -623,6 +624,8 @@ impl Scorer for SageMakerScorer {
 #[derive(Debug, Clone)]
 pub enum AnyScorer {
     Embedded(EmbeddedScorer),
+    /// The embedded model from S3, re-read when the object changes (see [`crate::reload`]).
+    Reloading(Arc<ReloadingScorer<crate::store::S3Store>>),
     SageMaker(SageMakerScorer),
 }
 
@@ -630,6 +633,7 @@ impl Scorer for AnyScorer {
     async fn score(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
         match self {
             Self::Embedded(s) => s.score(pairs).await,
+            Self::Reloading(s) => s.score(pairs).await,
             Self::SageMaker(s) => s.score(pairs).await,
         }
     }
@@ -640,6 +644,12 @@ impl AnyScorer {
     pub fn describe(&self) -> String {
         match self {
             Self::Embedded(_) => "embedded model".into(),
+            Self::Reloading(s) => format!(
+                "embedded model {} (version {}, checked for a new one every {} s)",
+                s.location(),
+                s.version_tag(),
+                s.check_every().as_secs()
+            ),
             Self::SageMaker(s) => format!("SageMaker endpoint {}", s.endpoint()),
         }
     }
@@ -726,6 +736,9 @@ pub mod env {
     pub const SAGEMAKER_MAX_PAIRS_PER_REQUEST: &str = "SAGEMAKER_MAX_PAIRS_PER_REQUEST";
     pub const SAGEMAKER_MAX_ATTEMPTS: &str = "SAGEMAKER_MAX_ATTEMPTS";
     pub const SAGEMAKER_RETRY_SECONDS: &str = "SAGEMAKER_RETRY_SECONDS";
+    /// With an `s3://` `MODEL_URI`: seconds between checks for a promoted model (default
+    /// [`crate::reload::DEFAULT_CHECK_SECONDS`]; 0 = load once, never check).
+    pub const MODEL_CHECK_SECONDS: &str = "MODEL_CHECK_SECONDS";
 }
 
 /// [`scorer_from_vars`] with the process environment: the Lambdas' cold-start call.
@@ -803,7 +816,15 @@ pub async fn scorer_from_vars(
                 })??
         }
         ModelLocation::S3(obj) => {
-            EmbeddedScorer::from_store(&crate::store::S3Store::from_conf(conf), &obj).await?
+            let every = num::<u64>(env::MODEL_CHECK_SECONDS, var(env::MODEL_CHECK_SECONDS))?
+                .unwrap_or(crate::reload::DEFAULT_CHECK_SECONDS);
+            let store = crate::store::S3Store::from_conf(conf);
+            if every == 0 {
+                EmbeddedScorer::from_store(&store, &obj).await?
+            } else {
+                let r = ReloadingScorer::load(store, obj, Duration::from_secs(every)).await?;
+                return Ok(AnyScorer::Reloading(Arc::new(r)));
+            }
         }
     };
     Ok(AnyScorer::Embedded(scorer))

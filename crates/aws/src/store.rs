@@ -65,6 +65,12 @@ pub trait ObjectStore: Send + Sync {
         body: Bytes,
         content_type: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Server-side copy; `to` appears whole or not at all.
+    fn copy(
+        &self,
+        from: &ObjectRef,
+        to: &ObjectRef,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// S3 through the AWS SDK. Endpoint overrides (`AWS_ENDPOINT_URL_S3`) come from the SDK config.
@@ -93,7 +99,11 @@ impl S3Store {
     }
 }
 
-fn sdk_err<E>(obj: &ObjectRef, op: &'static str, e: aws_sdk_s3::error::SdkError<E>) -> StoreError
+pub(crate) fn sdk_err<E>(
+    obj: &ObjectRef,
+    op: &'static str,
+    e: aws_sdk_s3::error::SdkError<E>,
+) -> StoreError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -176,7 +186,33 @@ impl ObjectStore for S3Store {
             .map_err(|e| sdk_err(obj, "PutObject", e))?;
         Ok(())
     }
+
+    async fn copy(&self, from: &ObjectRef, to: &ObjectRef) -> Result<(), StoreError> {
+        // CopySource is `bucket/key` with the key URL-encoded (it travels in a header).
+        let source = format!(
+            "{}/{}",
+            from.bucket,
+            percent_encoding::utf8_percent_encode(&from.key, COPY_SOURCE)
+        );
+        self.client
+            .copy_object()
+            .bucket(&to.bucket)
+            .key(&to.key)
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(|e| sdk_err(from, "CopyObject", e))?;
+        Ok(())
+    }
 }
+
+/// Everything but unreserved characters and `/` is escaped in a CopySource key.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A local directory as an object store: `<root>/<bucket>/<key>`. Writes go to a temporary file in
 /// the same directory and are renamed into place, so readers never see half an object.
@@ -279,6 +315,17 @@ impl ObjectStore for DirStore {
     ) -> Result<(), StoreError> {
         self.put_with(obj, async move |tmp: &Path| {
             tokio::fs::write(tmp, &body).await
+        })
+        .await
+    }
+
+    async fn copy(&self, from: &ObjectRef, to: &ObjectRef) -> Result<(), StoreError> {
+        let src = self.path(from)?;
+        if !tokio::fs::try_exists(&src).await.unwrap_or(false) {
+            return Err(StoreError::NotFound(from.clone()));
+        }
+        self.put_with(to, async move |tmp: &Path| {
+            tokio::fs::copy(&src, tmp).await.map(|_| ())
         })
         .await
     }

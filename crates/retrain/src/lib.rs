@@ -278,6 +278,26 @@ pub fn previous_path(serving: &Path) -> PathBuf {
     }
 }
 
+/// Where a scheduled run keeps the candidate it trained (promoted or not, with its metrics):
+/// `…/current/<name>` → `…/candidates/<stamp>-<name>`, otherwise `<path>.candidate-<stamp>`.
+pub fn candidate_path(serving: &Path, stamp: &str) -> PathBuf {
+    match (serving.parent(), serving.file_name()) {
+        (Some(dir), Some(name)) if dir.file_name().is_some_and(|d| d == "current") => {
+            let mut n = std::ffi::OsString::from(format!("{stamp}-"));
+            n.push(name);
+            dir.parent()
+                .unwrap_or(Path::new(""))
+                .join("candidates")
+                .join(n)
+        }
+        _ => {
+            let mut s = serving.as_os_str().to_owned();
+            s.push(format!(".candidate-{stamp}"));
+            PathBuf::from(s)
+        }
+    }
+}
+
 /// Copy through a temporary file in the destination directory, then rename: a reader (a Lambda
 /// cold start, `ipsight serve`) sees the old file or the new one, never half of one.
 fn copy_atomically(from: &Path, to: &Path) -> Result<(), RetrainError> {
@@ -392,6 +412,14 @@ mod tests {
         assert_eq!(
             previous_path(Path::new("serving.ipsm")),
             Path::new("serving.ipsm.previous")
+        );
+        assert_eq!(
+            candidate_path(Path::new("models/current/model.ipsm"), "20261122T2150Z"),
+            Path::new("models/candidates/20261122T2150Z-model.ipsm")
+        );
+        assert_eq!(
+            candidate_path(Path::new("serving.ipsm"), "S"),
+            Path::new("serving.ipsm.candidate-S")
         );
     }
 

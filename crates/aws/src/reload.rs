@@ -1,0 +1,134 @@
+//! An embedded model that follows its object: a scheduled retrain promotes a new model by
+//! rewriting `MODEL_URI`, and warm Lambda containers pick it up without a redeploy.
+//!
+//! At most once per `every`, the next scoring call asks the store for the object's version tag
+//! (S3: a HEAD, no download). Only when it changed is the new model streamed in; the swap is a
+//! pointer exchange, so a batch is always scored by one model. A failed check or a bad new object
+//! (truncated upload, wrong format) keeps the model already in memory serving and is logged: an
+//! alerting path must not go dark because a retrain wrote something unreadable.
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::list::ObjectLister;
+use crate::scorer::{Pair, Score, ScoreError, Scorer};
+use crate::scorers::{EmbeddedScorer, ScorerInitError};
+use crate::store::{ObjectRef, ObjectStore};
+
+/// Default for `MODEL_CHECK_SECONDS`.
+pub const DEFAULT_CHECK_SECONDS: u64 = 300;
+
+struct Current {
+    scorer: EmbeddedScorer,
+    version_tag: String,
+}
+
+pub struct ReloadingScorer<S> {
+    store: S,
+    obj: ObjectRef,
+    every: Duration,
+    current: RwLock<Arc<Current>>,
+    /// When the object was last checked; also serialises checks so that concurrent calls do not
+    /// all download the same new model.
+    checked: Mutex<Instant>,
+}
+
+impl<S> std::fmt::Debug for ReloadingScorer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingScorer")
+            .field("obj", &self.obj)
+            .field("every", &self.every)
+            .field("version_tag", &self.version_tag())
+            .finish()
+    }
+}
+
+impl<S> ReloadingScorer<S> {
+    /// The model serving now.
+    pub fn scorer(&self) -> EmbeddedScorer {
+        self.current.read().expect("not poisoned").scorer.clone()
+    }
+
+    /// The version tag (ETag) of the model serving now.
+    pub fn version_tag(&self) -> String {
+        self.current
+            .read()
+            .expect("not poisoned")
+            .version_tag
+            .clone()
+    }
+
+    pub fn check_every(&self) -> Duration {
+        self.every
+    }
+
+    pub fn location(&self) -> &ObjectRef {
+        &self.obj
+    }
+}
+
+impl<S: ObjectStore + ObjectLister> ReloadingScorer<S> {
+    /// Loads the model now (cold start: a missing or bad model is a configuration error).
+    pub async fn load(store: S, obj: ObjectRef, every: Duration) -> Result<Self, ScorerInitError> {
+        let info = store.head(&obj).await?;
+        let scorer = EmbeddedScorer::from_store(&store, &obj).await?;
+        Ok(Self {
+            store,
+            obj,
+            every,
+            current: RwLock::new(Arc::new(Current {
+                scorer,
+                version_tag: info.version_tag,
+            })),
+            checked: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Is a check due? Claims it (so one caller checks, the others score with what is loaded).
+    fn claim_check(&self) -> bool {
+        let mut last = self.checked.lock().expect("not poisoned");
+        if last.elapsed() < self.every {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+
+    /// Checks the object now and swaps the model in if it changed. `Ok(true)`: a new model serves.
+    pub async fn refresh(&self) -> Result<bool, ScorerInitError> {
+        let info = self.store.head(&self.obj).await?;
+        if info.version_tag == self.version_tag() {
+            return Ok(false);
+        }
+        let scorer = EmbeddedScorer::from_store(&self.store, &self.obj).await?;
+        let previous = self.version_tag();
+        *self.current.write().expect("not poisoned") = Arc::new(Current {
+            scorer,
+            version_tag: info.version_tag.clone(),
+        });
+        println!(
+            "{}",
+            json!({"event": "model_reloaded", "model": self.obj.to_string(),
+                   "previous_version": previous, "version": info.version_tag})
+        );
+        Ok(true)
+    }
+}
+
+impl<S: ObjectStore + ObjectLister> Scorer for ReloadingScorer<S> {
+    async fn score(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
+        if self.claim_check() {
+            if let Err(e) = self.refresh().await {
+                println!(
+                    "{}",
+                    json!({"event": "model_reload_failed", "model": self.obj.to_string(),
+                           "serving_version": self.version_tag(), "error": e.to_string()})
+                );
+            }
+        }
+        // One model for the whole batch, even if another call swaps meanwhile.
+        let scorer = self.scorer();
+        scorer.score(pairs).await
+    }
+}

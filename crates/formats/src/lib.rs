@@ -6,6 +6,7 @@
 
 pub mod cloudtrail;
 pub mod entity;
+mod fastrec;
 pub mod guardduty;
 pub mod ip;
 pub mod keys;

@@ -448,6 +448,10 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
         out["report"]["candidate"]["false_positives_still_flagged"],
         0
     );
+    // The labelled pair re-calibrates the threshold: with the candidate it no longer alerts.
+    let lt = &out["report"]["label_threshold"];
+    assert_eq!(lt["false_positives"], 1, "{lt}");
+    assert_eq!(lt["recommended_false_alerts"], 0, "{lt}");
     assert_eq!(
         s3.get(&bucket, "models/previous/model.ipsm").await.unwrap(),
         first_model,

@@ -411,6 +411,24 @@ impl LabelSet {
         v
     }
 
+    /// Unexpired decisions on exact pairs, both verdicts: what threshold re-calibration judges
+    /// a model on. Sorted.
+    pub fn labelled_pairs(&self, at_epoch: i64) -> Vec<(String, Ipv4Addr, Verdict)> {
+        let mut v: Vec<(String, Ipv4Addr, Verdict)> = self
+            .latest
+            .iter()
+            .flat_map(|(e, m)| {
+                m.values().filter_map(move |l| {
+                    (!l.is_expired_at(at_epoch))
+                        .then_some(())
+                        .and(l.ip.map(|ip| (e.clone(), ip, l.verdict)))
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
     /// Unexpired false-positive decisions on exact pairs: what retraining adds to the training set.
     /// (A CIDR false positive says "anything in this range is fine for this principal"; its
     /// addresses are not known, so only exact pairs are taught.)

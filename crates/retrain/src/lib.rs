@@ -13,6 +13,8 @@
 //!
 //! [`retrain`] is pure (in-memory data and models) so a scheduled Lambda can run it on objects it
 //! downloaded; [`retrain_files`] is the file-level entry point `ipsight retrain` uses.
+pub mod threshold;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,6 +28,7 @@ use ipsight_model::{
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+pub use threshold::{threshold_from_labels, threshold_from_percentiles, LabelThreshold};
 
 /// The false-positive budget the calibration check uses.
 pub const CALIBRATION_FPR: f64 = 0.01;
@@ -42,6 +45,8 @@ pub struct RetrainOptions {
     pub eval_seed: u64,
     /// Labels in force at this time (seconds since the epoch) are used.
     pub labels_at: i64,
+    /// ipcheck's `ALERT_MIN_PERCENTILE`, which the labelled pairs re-calibrate.
+    pub alert_min_percentile: f64,
 }
 
 impl RetrainOptions {
@@ -53,6 +58,7 @@ impl RetrainOptions {
             auc_tolerance: 0.005,
             eval_seed: 0x5eed_e7a1,
             labels_at,
+            alert_min_percentile: 99.5,
         }
     }
 }
@@ -86,6 +92,9 @@ pub struct RetrainReport {
     pub promote: bool,
     /// Why promoted or refused, in words.
     pub decision: String,
+    /// The alert threshold the labelled pairs call for with the candidate (`None` without labels
+    /// on exact pairs).
+    pub label_threshold: Option<LabelThreshold>,
     /// Set by [`retrain_files`]: where the candidate, its metrics and (if promoted) the served and
     /// previous models are.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +243,8 @@ pub fn retrain(
             ),
         ),
     };
+    let label_threshold =
+        threshold_from_labels(&model, labels, opts.labels_at, opts.alert_min_percentile);
     Ok((
         model,
         RetrainReport {
@@ -247,6 +258,7 @@ pub fn retrain(
             auc_tolerance: opts.auc_tolerance,
             promote,
             decision,
+            label_threshold,
             candidate_path: None,
             promoted_to: None,
             previous_kept_at: None,

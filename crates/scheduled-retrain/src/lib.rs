@@ -87,6 +87,8 @@ pub struct Config {
     pub hyper_pairs: Vec<(String, String)>,
     pub false_positive_repeat: usize,
     pub auc_tolerance: f64,
+    /// ipcheck's `ALERT_MIN_PERCENTILE`: the labelled pairs' recommendation is reported against it.
+    pub alert_min_percentile: f64,
     pub threads: Option<usize>,
     pub sagemaker: Option<SageMakerTraining>,
 }
@@ -158,6 +160,13 @@ impl Config {
                 "AUC_TOLERANCE={auc_tolerance}: must be in [0, 1)"
             )));
         }
+        let alert_min_percentile =
+            ipsight_aws::config::number(&get, "ALERT_MIN_PERCENTILE", 99.5f64).map_err(cfg_err)?;
+        if !(0.0..=100.0).contains(&alert_min_percentile) {
+            return Err(RunError::Config(format!(
+                "ALERT_MIN_PERCENTILE={alert_min_percentile}: must be between 0 and 100"
+            )));
+        }
         let threads = match get("TRAIN_THREADS") {
             None => None,
             Some(_) => Some(
@@ -209,6 +218,7 @@ impl Config {
             hyper_pairs,
             false_positive_repeat,
             auc_tolerance,
+            alert_min_percentile,
             threads,
             sagemaker,
         })
@@ -480,6 +490,7 @@ pub async fn run<S: ObjectStore + ObjectLister>(
     let mut opts = RetrainOptions::new(cfg.hyper.clone(), now_ms.div_euclid(1000));
     opts.false_positive_repeat = cfg.false_positive_repeat;
     opts.auc_tolerance = cfg.auc_tolerance;
+    opts.alert_min_percentile = cfg.alert_min_percentile;
     opts.train.threads = cfg.threads;
     let (model, mut report) = tokio::task::spawn_blocking(move || {
         retrain(data, holdout, &labels, current.as_ref(), &opts, &mut |ev| {
@@ -697,6 +708,10 @@ mod tests {
                 "MAX_EMBEDDED_TRAINING_BYTES",
             ),
             (vec![("AUC_TOLERANCE", "2")], "AUC_TOLERANCE"),
+            (
+                vec![("ALERT_MIN_PERCENTILE", "101")],
+                "ALERT_MIN_PERCENTILE",
+            ),
             (vec![("LABELS_URI", "labels/")], "LABELS_URI"),
         ] {
             let e = with(&extra).unwrap_err().to_string();

@@ -14,11 +14,21 @@ pub struct Args {
     #[arg(long)]
     model: PathBuf,
     /// Tuple CSV of known-normal pairs (e.g. later days of real activity)
-    #[arg(long)]
-    normal: PathBuf,
+    #[arg(long, requires = "anomalous", required_unless_present = "labels")]
+    normal: Option<PathBuf>,
     /// Tuple CSV of anomalous pairs (e.g. the same entities from random IPs)
+    #[arg(long, requires = "normal")]
+    anomalous: Option<PathBuf>,
+    /// Analyst labels (`ipsight label add`; a JSON lines file or s3://bucket/prefix/): re-calibrate
+    /// ipcheck's alert threshold with the confirmed true and false positives on exact pairs
     #[arg(long)]
-    anomalous: PathBuf,
+    labels: Option<String>,
+    /// ipcheck's current ALERT_MIN_PERCENTILE, which --labels re-calibrates
+    #[arg(long, default_value_t = 99.5)]
+    alert_min_percentile: f64,
+    /// Labels in force at this date/time are used (default: now)
+    #[arg(long)]
+    labels_at: Option<String>,
     /// False-positive budget on the normal pairs (0–1)
     #[arg(long, default_value_t = 0.01)]
     target_fpr: f64,
@@ -60,10 +70,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.target_fpr
         );
     }
+    if !(0.0..=100.0).contains(&args.alert_min_percentile) {
+        bail!(
+            "--alert-min-percentile must be between 0 and 100, got {}",
+            args.alert_min_percentile
+        );
+    }
     let model = Model::load(&args.model)
         .with_context(|| format!("loading model {}", args.model.display()))?;
-    let normal = model.score_pairs(&read(&args.normal, args.skip_malformed)?);
-    let anomalous = model.score_pairs(&read(&args.anomalous, args.skip_malformed)?);
+    if let Some(loc) = &args.labels {
+        labelled(&model, loc, &args)?;
+    }
+    let (Some(normal), Some(anomalous)) = (&args.normal, &args.anomalous) else {
+        return Ok(());
+    };
+    let normal = model.score_pairs(&read(normal, args.skip_malformed)?);
+    let anomalous = model.score_pairs(&read(anomalous, args.skip_malformed)?);
     let auc = eval::auc(&normal, &anomalous);
     let threshold = eval::threshold_for_fpr(&normal, args.target_fpr);
     let m = eval::metrics_at(&normal, &anomalous, threshold);
@@ -94,6 +116,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plot(path, &normal, &anomalous, threshold)
             .with_context(|| format!("writing plot {}", path.display()))?;
         println!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The alert threshold the analysts' decisions call for (ipsight_retrain::threshold).
+fn labelled(model: &Model, location: &str, args: &Args) -> anyhow::Result<()> {
+    let labels = super::label::load(location)?;
+    let at_text = args
+        .labels_at
+        .clone()
+        .unwrap_or_else(super::label::now_rfc3339);
+    let at = ipsight_formats::labels::epoch_seconds(&at_text)
+        .with_context(|| format!("--labels-at {at_text:?}: expected YYYY-MM-DD or RFC 3339"))?;
+    let Some(t) =
+        ipsight_retrain::threshold_from_labels(model, &labels, at, args.alert_min_percentile)
+    else {
+        println!("labels: no decision on an exact <entity, ip> pair in force in {location}: nothing to re-calibrate with");
+        return Ok(());
+    };
+    println!(
+        "labelled pairs: {} confirmed true positives, {} confirmed false positives",
+        t.true_positives, t.false_positives
+    );
+    println!(
+        "at ALERT_MIN_PERCENTILE {}: {} of {} true positives alert, {} of {} false positives still alert",
+        t.current_alert_min_percentile, t.current_caught, t.true_positives, t.current_false_alerts, t.false_positives
+    );
+    if t.recommended_alert_min_percentile == t.current_alert_min_percentile {
+        println!(
+            "recommended: keep ALERT_MIN_PERCENTILE {}",
+            t.current_alert_min_percentile
+        );
+    } else {
+        println!(
+            "recommended: ALERT_MIN_PERCENTILE {} ({} of {} true positives alert, {} of {} false positives)",
+            t.recommended_alert_min_percentile, t.recommended_caught, t.true_positives, t.recommended_false_alerts, t.false_positives
+        );
     }
     Ok(())
 }

@@ -33,6 +33,9 @@ pub struct Args {
     /// Promote when candidate AUC ≥ serving AUC − this
     #[arg(long, default_value_t = 0.005)]
     auc_tolerance: f64,
+    /// ipcheck's ALERT_MIN_PERCENTILE: the labelled pairs' threshold recommendation is against it
+    #[arg(long, default_value_t = 99.5)]
+    alert_min_percentile: f64,
     /// Labels in force at this date/time are used (default: now)
     #[arg(long)]
     labels_at: Option<String>,
@@ -65,6 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut opts = RetrainOptions::new(hp, at);
     opts.false_positive_repeat = a.false_positive_repeat;
     opts.auc_tolerance = a.auc_tolerance;
+    opts.alert_min_percentile = a.alert_min_percentile;
     opts.train.threads = a.threads;
     if let Some(s) = a.seed {
         opts.train.seed = s;

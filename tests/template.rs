@@ -94,7 +94,13 @@ fn every_function_is_a_crate_with_its_binary() {
     sorted.sort();
     assert_eq!(
         sorted,
-        ["extract-guardduty", "fuse", "ipcheck", "prepare-cloudtrail", "scheduled-retrain"]
+        [
+            "extract-guardduty",
+            "fuse",
+            "ipcheck",
+            "prepare-cloudtrail",
+            "scheduled-retrain"
+        ]
     );
 }
 

@@ -189,6 +189,7 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
             country: None,
         }],
         ipv6: vec![],
+        entity_kind: Default::default(),
     };
     s3.put(
         &bucket,

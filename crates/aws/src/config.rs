@@ -9,6 +9,12 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{name}={value:?} is not a valid number")]
     NotANumber { name: &'static str, value: String },
+    #[error("{name}={value:?}: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error(
         "output s3://{out_bucket}/{out_prefix} overlaps the trigger s3://{in_bucket}/{in_prefix}: every \
          object written would trigger this function again (an infinite loop). Use another bucket or \
@@ -44,6 +50,24 @@ pub fn number<T: FromStr>(
             .trim()
             .parse()
             .map_err(|_| ConfigError::NotANumber { name, value: v }),
+    }
+}
+
+/// `ENTITY`: what the tuples' entities are (default `principal`). The preparer, the extractor, ipcheck
+/// and the retrain must agree, and agree with the model (which records it).
+pub fn entity_kind(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<ipsight_formats::EntityKind, ConfigError> {
+    match get("ENTITY")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(ipsight_formats::EntityKind::default()),
+        Some(v) => v.parse().map_err(|reason| ConfigError::Invalid {
+            name: "ENTITY",
+            value: v,
+            reason,
+        }),
     }
 }
 

@@ -102,6 +102,19 @@ impl<S: ObjectStore + ObjectLister> ReloadingScorer<S> {
             return Ok(false);
         }
         let scorer = EmbeddedScorer::from_store(&self.store, &self.obj).await?;
+        // A model of another entity definition would make every pair a stranger: keep serving
+        // the current one until the function is redeployed with the new ENTITY.
+        let (new_def, old_def) = (
+            scorer.model().entity_definition().to_owned(),
+            self.scorer().model().entity_definition().to_owned(),
+        );
+        if new_def != old_def {
+            return Err(ScorerInitError::Config(format!(
+                "{}: the new model's entity definition is {new_def:?}, the serving one's \
+                 {old_def:?}; not swapped (redeploy with ENTITY={new_def})",
+                self.obj
+            )));
+        }
         let previous = self.version_tag();
         *self.current.write().expect("not poisoned") = Arc::new(Current {
             scorer,

@@ -640,6 +640,29 @@ impl Scorer for AnyScorer {
 }
 
 impl AnyScorer {
+    /// The entity definition the model records; `None` for an endpoint (it records none).
+    pub fn entity_definition(&self) -> Option<String> {
+        match self {
+            Self::Embedded(s) => Some(s.model().entity_definition().to_owned()),
+            Self::Reloading(s) => Some(s.scorer().model().entity_definition().to_owned()),
+            Self::SageMaker(_) => None,
+        }
+    }
+
+    /// Refuse, at cold start, to score with a model trained on another entity definition: its
+    /// entities would all be strangers and every pair would look unusual. An endpoint records no
+    /// definition and is trusted.
+    pub fn check_entity(&self, entity: ipsight_formats::EntityKind) -> Result<(), ScorerInitError> {
+        match self.entity_definition() {
+            Some(def) if def != entity.as_str() => Err(ScorerInitError::Config(format!(
+                "the model ({}) was trained on entity {def:?} but ENTITY={entity}: set \
+                 ENTITY={def}, or retrain with ENTITY={entity} after re-preparing the training tuples",
+                self.describe()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// A short description for logs ("embedded model" / "SageMaker endpoint NAME").
     pub fn describe(&self) -> String {
         match self {

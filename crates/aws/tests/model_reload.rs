@@ -155,6 +155,34 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
         score(got.dot_product),
         score(a.score(&pair.entity, pair.ip))
     );
+
+    // A model of another entity definition is not swapped in (every pair would be a stranger).
+    let mut c = model(3);
+    c.set_entity_definition("user_agent_family");
+    s3.put(&bucket, key, bytes(&c)).await;
+    let e = r.refresh().await.unwrap_err();
+    assert!(e.to_string().contains("user_agent_family"), "{e}");
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    assert_eq!(
+        score(got.dot_product),
+        score(a.score(&pair.entity, pair.ip))
+    );
+
+    // At cold start, a model that does not match ENTITY is refused, naming both.
+    let s = scorer_from_vars(&conf, env(&[("MODEL_URI", &uri)]))
+        .await
+        .unwrap();
+    assert_eq!(s.entity_definition().as_deref(), Some("user_agent_family"));
+    let e = s
+        .check_entity(ipsight_formats::EntityKind::Principal)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("user_agent_family") && e.contains("ENTITY=principal"),
+        "{e}"
+    );
+    s.check_entity(ipsight_formats::EntityKind::UserAgentFamily)
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,8 @@ use futures::StreamExt;
 use ipsight_aws::emf::emf_line;
 use ipsight_aws::{ObjectRef, ObjectStore, StoreError};
 use ipsight_formats::guardduty::{
-    export_key, extract_all, extract_value, keep_latest, ExtractStats, FindingRecord, ReadOptions,
+    export_key, extract_all, extract_value_as, keep_latest, ExtractStats, FindingRecord,
+    ReadOptions,
 };
 use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
 use serde_json::{json, Map, Value};
@@ -46,7 +47,7 @@ pub struct Config {
 }
 
 pub use ipsight_aws::config::ConfigError;
-use ipsight_aws::config::{number, refuse_retrigger, required};
+use ipsight_aws::config::{entity_kind, number, refuse_retrigger, required};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -67,6 +68,7 @@ impl Config {
                     defaults.max_uncompressed_bytes,
                 )?,
                 max_line_bytes: number(&get, "MAX_LINE_BYTES", defaults.max_line_bytes)?,
+                entity: entity_kind(&get)?,
             },
         };
         refuse_retrigger(
@@ -228,7 +230,8 @@ pub async fn process_event_findings(
         input: label.to_owned(),
         reason,
     };
-    let (records, stats) = extract_value(event).map_err(|e| fail(e.to_string()))?;
+    let (records, stats) =
+        extract_value_as(event, cfg.limits.entity).map_err(|e| fail(e.to_string()))?;
     let written = write_records(cfg, store, records)
         .await
         .map_err(|e| fail(e.to_string()))?;

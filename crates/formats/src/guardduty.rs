@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::entity::normalise_entity;
+use crate::entity::{entity_for, EntityFields, EntityKind};
 use crate::ip::{classify_ip, IpClass};
 use crate::limit::{is_cap_error, maybe_gunzip, CappedReader};
 
@@ -32,6 +32,8 @@ pub struct ReadOptions {
     pub max_uncompressed_bytes: u64,
     /// Maximum bytes of one JSONL line (one finding).
     pub max_line_bytes: usize,
+    /// What the records' entities are (the preparer's and the model's definition).
+    pub entity: EntityKind,
 }
 
 impl Default for ReadOptions {
@@ -40,6 +42,7 @@ impl Default for ReadOptions {
             // GuardDuty exports are small (findings are aggregated); this only stops a bomb.
             max_uncompressed_bytes: 1 << 30,
             max_line_bytes: 8 << 20,
+            entity: EntityKind::Principal,
         }
     }
 }
@@ -97,6 +100,23 @@ pub struct Resource {
     #[serde(deserialize_with = "lenient_string")]
     pub resource_type: Option<String>,
     pub access_key_details: Option<AccessKeyDetails>,
+    pub instance_details: Option<InstanceDetails>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InstanceDetails {
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_id: Option<String>,
+}
+
+/// `{"fullUserAgent": "...", "userAgentCategory": "..."}` (newer findings, in the API call action
+/// or in `additionalInfo`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserAgent {
+    #[serde(deserialize_with = "lenient_string")]
+    pub full_user_agent: Option<String>,
 }
 
 /// `accessKeyId` is deliberately absent: access-key ids must never reach a record or a log line.
@@ -143,6 +163,10 @@ pub struct Action {
 #[serde(rename_all = "camelCase", default)]
 pub struct RemoteAction {
     pub remote_ip_details: Option<RemoteIpDetails>,
+    /// The API's service (`s3.amazonaws.com`), for `principal+event_source` entities.
+    #[serde(deserialize_with = "lenient_string")]
+    pub service_name: Option<String>,
+    pub user_agent: Option<UserAgent>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -272,6 +296,13 @@ pub struct FindingRecord {
     /// IPv6 remote addresses, kept aside: IP Insights is IPv4-only.
     #[serde(default)]
     pub ipv6: Vec<FindingPair<Ipv6Addr>>,
+    /// What the pairs' entities are; records written before the field existed are `principal`.
+    #[serde(default, skip_serializing_if = "is_principal")]
+    pub entity_kind: EntityKind,
+}
+
+fn is_principal(k: &EntityKind) -> bool {
+    *k == EntityKind::Principal
 }
 
 impl FindingRecord {
@@ -364,10 +395,31 @@ pub fn canonical_time(s: &str) -> String {
 
 /// Every `<entity, ip>` a finding names, with its context.
 pub fn extract(f: &Finding) -> Result<FindingRecord, FindingSkip> {
-    extract_counting(f, &mut 0)
+    extract_counting(f, EntityKind::Principal, &mut 0)
 }
 
-fn extract_counting(f: &Finding, invalid_ips: &mut u64) -> Result<FindingRecord, FindingSkip> {
+/// The user agent GuardDuty recorded for an API call, where it did.
+fn user_agent(f: &Finding) -> Option<&str> {
+    let s = f.service.as_ref()?;
+    s.action
+        .as_ref()
+        .and_then(|a| a.aws_api_call_action.as_ref())
+        .and_then(|a| a.user_agent.as_ref())
+        .and_then(|u| u.full_user_agent.as_deref())
+        .or_else(|| {
+            s.additional_info
+                .as_ref()?
+                .get("userAgent")?
+                .get("fullUserAgent")?
+                .as_str()
+        })
+}
+
+fn extract_counting(
+    f: &Finding,
+    kind: EntityKind,
+    invalid_ips: &mut u64,
+) -> Result<FindingRecord, FindingSkip> {
     let id =
         f.id.as_deref()
             .map(str::trim)
@@ -378,12 +430,26 @@ fn extract_counting(f: &Finding, invalid_ips: &mut u64) -> Result<FindingRecord,
         .as_ref()
         .and_then(|r| r.access_key_details.as_ref());
     let user_type = akd.and_then(|a| a.user_type.as_deref());
-    let entity = normalise_entity(
-        user_type,
-        akd.and_then(|a| a.principal_id.as_deref()),
-        f.account_id.as_deref(),
-    )
-    .ok_or(FindingSkip::NoPrincipal)?;
+    // GuardDuty names no ARN: `arn` entities yield no pairs from findings (counted as no principal).
+    let fields = EntityFields {
+        identity_type: user_type,
+        principal_id: akd.and_then(|a| a.principal_id.as_deref()),
+        account_id: f.account_id.as_deref(),
+        arn: None,
+        event_source: f
+            .service
+            .as_ref()
+            .and_then(|s| s.action.as_ref())
+            .and_then(|a| a.aws_api_call_action.as_ref())
+            .and_then(|a| a.service_name.as_deref()),
+        user_agent: user_agent(f),
+        instance_id: f
+            .resource
+            .as_ref()
+            .and_then(|r| r.instance_details.as_ref())
+            .and_then(|i| i.instance_id.as_deref()),
+    };
+    let entity = entity_for(kind, &fields).ok_or(FindingSkip::NoPrincipal)?;
 
     let mut remotes: Vec<(&'static str, &RemoteIpDetails)> = Vec::new();
     if let Some(action) = f.service.as_ref().and_then(|s| s.action.as_ref()) {
@@ -464,6 +530,7 @@ fn extract_counting(f: &Finding, invalid_ips: &mut u64) -> Result<FindingRecord,
         title: f.title.clone(),
         pairs,
         ipv6,
+        entity_kind: kind,
     })
 }
 
@@ -596,11 +663,19 @@ pub fn read_value(v: Value, mut each: impl FnMut(Finding)) -> Result<u64, GuardD
 
 /// Extract every finding of one already-parsed document: records in input order, and the counts.
 pub fn extract_value(v: Value) -> Result<(Vec<FindingRecord>, ExtractStats), GuardDutyError> {
+    extract_value_as(v, EntityKind::Principal)
+}
+
+/// [`extract_value`] with another entity definition.
+pub fn extract_value_as(
+    v: Value,
+    kind: EntityKind,
+) -> Result<(Vec<FindingRecord>, ExtractStats), GuardDutyError> {
     let mut records = Vec::new();
     let mut stats = ExtractStats::default();
     let mut invalid = 0u64;
     read_value(v, |f| {
-        let r = extract_counting(&f, &mut invalid);
+        let r = extract_counting(&f, kind, &mut invalid);
         stats.count(&r);
         if let Ok(rec) = r {
             records.push(rec);
@@ -619,7 +694,7 @@ pub fn extract_all<R: BufRead>(
     let mut stats = ExtractStats::default();
     let mut invalid = 0u64;
     read_findings(input, opts, |f| {
-        let r = extract_counting(&f, &mut invalid);
+        let r = extract_counting(&f, opts.entity, &mut invalid);
         stats.count(&r);
         if let Ok(rec) = r {
             records.push(rec);
@@ -850,6 +925,50 @@ mod tests {
     }
 
     #[test]
+    fn entity_kinds_from_a_finding() {
+        let f = json!({"id": "f1", "accountId": "111122223333", "region": "us-east-1",
+            "type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+            "severity": 8,
+            "resource": {"accessKeyDetails": {"principalId": "AROAEXAMPLE:i-0abc", "userType": "AssumedRole"},
+                         "instanceDetails": {"instanceId": "i-0abc"}},
+            "service": {"action": {"actionType": "AWS_API_CALL", "awsApiCallAction": {
+                "serviceName": "s3.amazonaws.com",
+                "userAgent": {"fullUserAgent": "aws-cli/2.15.0 Python/3.11", "userAgentCategory": "CLI"},
+                "remoteIpDetails": {"ipAddressV4": "198.51.100.7"}}}}});
+        let one = |k: EntityKind| {
+            let (r, st) = extract_value_as(f.clone(), k).unwrap();
+            (
+                r.first()
+                    .map(|r| (r.pairs[0].entity.clone(), r.entity_kind)),
+                st.no_principal,
+            )
+        };
+        assert_eq!(
+            one(EntityKind::Principal),
+            (Some(("AROAEXAMPLE".into(), EntityKind::Principal)), 0)
+        );
+        assert_eq!(
+            one(EntityKind::PrincipalEventSource).0.unwrap().0,
+            "AROAEXAMPLE|s3.amazonaws.com"
+        );
+        assert_eq!(one(EntityKind::UserAgentFamily).0.unwrap().0, "aws-cli");
+        assert_eq!(one(EntityKind::InstanceId).0.unwrap().0, "i-0abc");
+        // No ARN in findings: no record, counted.
+        assert_eq!(one(EntityKind::Arn), (None, 1));
+        // The kind travels with the record; a principal record serialises as before.
+        let (r, _) = extract_value_as(f.clone(), EntityKind::UserAgentFamily).unwrap();
+        let v = serde_json::to_value(&r[0]).unwrap();
+        assert_eq!(v["entity_kind"], "user_agent_family");
+        let back: FindingRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back.entity_kind, EntityKind::UserAgentFamily);
+        let (r, _) = extract_value_as(f, EntityKind::Principal).unwrap();
+        let v = serde_json::to_value(&r[0]).unwrap();
+        assert!(v.get("entity_kind").is_none(), "{v}");
+        let back: FindingRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back.entity_kind, EntityKind::Principal);
+    }
+
+    #[test]
     fn entity_rule_is_the_preparers() {
         for (t, p, want) in [
             ("IAMUser", "AIDAALICE", "AIDAALICE"),
@@ -978,12 +1097,14 @@ mod tests {
         let small = ReadOptions {
             max_uncompressed_bytes: 100,
             max_line_bytes: 1 << 20,
+            ..ReadOptions::default()
         };
         let e = extract_all(format!("{f}\n{g}\n").as_bytes(), &small).unwrap_err();
         assert!(matches!(e, GuardDutyError::TooLarge { cap: 100 }), "{e}");
         let short = ReadOptions {
             max_uncompressed_bytes: 1 << 20,
             max_line_bytes: 100,
+            ..ReadOptions::default()
         };
         let e = extract_all(format!("{f}\n").as_bytes(), &short).unwrap_err();
         assert!(

@@ -17,5 +17,5 @@ pub mod ocsf;
 pub mod tuples;
 
 pub use cloudtrail::{prepare_cloudtrail, CloudTrailError, PrepareOptions, PrepareStats};
-pub use entity::normalise_entity;
+pub use entity::{entity_for, normalise_entity, EntityFields, EntityKind};
 pub use ip::{classify_ip, IpClass};

@@ -15,7 +15,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // reported as unscored (ranked on severity alone, and saying so).
     let configured = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
     let scorer: Option<AnyScorer> = if configured("SAGEMAKER_ENDPOINT") || configured("MODEL_URI") {
-        Some(scorer_from_env(&conf).await?)
+        let s = scorer_from_env(&conf).await?;
+        // Fuse scores the extractor's pairs: the model must share their entity definition.
+        s.check_entity(ipsight_aws::config::entity_kind(&|k| {
+            std::env::var(k).ok()
+        })?)?;
+        Some(s)
     } else {
         None
     };

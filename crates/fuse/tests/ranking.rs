@@ -27,6 +27,7 @@ fn rec(id: &str, entity: &str, ip: &str, severity: f64, ftype: &str) -> FindingR
             country: None,
         }],
         ipv6: vec![],
+        entity_kind: Default::default(),
     }
 }
 

@@ -28,6 +28,7 @@ fn rec(id: &str, entity: &str, ip: &str, severity: f64) -> FindingRecord {
             country: None,
         }],
         ipv6: vec![],
+        entity_kind: Default::default(),
     }
 }
 

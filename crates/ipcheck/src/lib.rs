@@ -121,10 +121,15 @@ pub struct Config {
     /// invocation. A pair confirmed as a false positive raises no alert (its score line says why);
     /// a confirmed true positive alerts whatever its score.
     pub labels: Option<LabelSource>,
+    /// `ENTITY`: what the entities are (default `principal`); must match the model's and the
+    /// extractor's.
+    pub entity: ipsight_formats::EntityKind,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("ENTITY={0}")]
+    Entity(String),
     #[error("{0} is not set")]
     Missing(&'static str),
     #[error("{name}={value:?} is not a valid number")]
@@ -225,6 +230,10 @@ impl Config {
                 .unwrap_or(4)
                 .max(1),
             labels,
+            entity: match get("ENTITY") {
+                None => ipsight_formats::EntityKind::default(),
+                Some(v) => v.parse().map_err(ConfigError::Entity)?,
+            },
         };
         if cfg.scores_prefix.is_empty() || cfg.scores_prefix == cfg.alerts_prefix {
             return Err(ConfigError::Invalid {
@@ -731,6 +740,7 @@ async fn collect(
     let reader = tokio_util::io::SyncIoBridge::new(body.reader);
     let mapping = cfg.mapping.clone();
     let cap = cfg.limits.max_uncompressed_bytes;
+    let entity = cfg.entity;
     blocking(move || {
         let input = BufReader::with_capacity(256 << 10, reader);
         let mut c = Collected::default();
@@ -800,6 +810,13 @@ async fn collect(
                     .map_err(|e| format!("reading: {e}"))?;
                 let rec: FindingRecord = serde_json::from_slice(&buf)
                     .map_err(|e| format!("not a GuardDuty finding record: {e}"))?;
+                if rec.entity_kind != entity {
+                    return Err(format!(
+                        "the record's entities are {} but ENTITY={entity}: the extractor, ipcheck \
+                         and the model must use one definition",
+                        rec.entity_kind
+                    ));
+                }
                 c.events = 1;
                 for p in &rec.pairs {
                     let key = PairKey {
@@ -1077,12 +1094,20 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ok.threshold.min_unusual_percentile, Some(99.5));
+        assert_eq!(ok.entity, ipsight_formats::EntityKind::Principal);
+        let ua = Config::from_lookup(env(&[
+            ("OUTPUT_BUCKET", "d"),
+            ("ENTITY", "user_agent_family"),
+        ]))
+        .unwrap();
+        assert_eq!(ua.entity, ipsight_formats::EntityKind::UserAgentFamily);
         for (k, v) in [
             ("ALERT_MIN_PERCENTILE", "high"),
             ("ALERT_MIN_PERCENTILE", "120"),
             ("ALERT_MAX_DOT_PRODUCT", "NaN"),
             ("MAX_OBJECT_BYTES", "1GB"),
             ("OCSF_CLASSES", "dns"),
+            ("ENTITY", "role"),
         ] {
             let e = Config::from_lookup(env(&[("OUTPUT_BUCKET", "d"), (k, v)])).unwrap_err();
             assert!(e.to_string().contains(k), "{k}: {e}");

@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let conf = aws_config::load_from_env().await;
     let store = S3Store::from_conf(&conf);
     let scorer = scorer_from_env(&conf).await?;
+    scorer.check_entity(cfg.entity)?;
     let alerts = match &cfg.event_bus {
         Some(bus) => AnySink::EventBridge(EventBridgeSink::from_conf(&conf, bus)),
         None => AnySink::None(NoAlerts),

@@ -225,6 +225,8 @@ pub struct TrainOptions {
     pub layout: IpEncoderLayout,
     /// At most this many training pairs are scored to build the calibration quantiles.
     pub calibration_sample: usize,
+    /// The entity definition to record in the model (`None`: the default, `principal`).
+    pub entity: Option<String>,
 }
 
 impl Default for TrainOptions {
@@ -234,6 +236,7 @@ impl Default for TrainOptions {
             threads: None,
             layout: IpEncoderLayout::default(),
             calibration_sample: 2_000_000,
+            entity: None,
         }
     }
 }

@@ -30,6 +30,8 @@ use crate::hyper::{Hyperparameters, IpEncoderLayout};
 
 pub const MAGIC: &[u8; 8] = b"IPSIGHT\0";
 pub const FORMAT_VERSION: u32 = 1;
+/// The entity definition of a model that records none.
+pub const DEFAULT_ENTITY: &str = "principal";
 
 /// A dense layer `out = W·in + b`, W row-major out×in.
 #[derive(Clone, PartialEq)]
@@ -48,6 +50,10 @@ pub struct TrainingInfo {
     pub seconds: f64,
     pub final_loss: f64,
     pub validation_discriminator_auc: Option<f64>,
+    /// What the entities are (`principal`, `principal+event_source`, … as the edges name them).
+    /// Absent in files written before the field existed: those are `principal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
 }
 
 /// A trained IP Insights-compatible model, ready to score.
@@ -176,6 +182,16 @@ impl Model {
     pub fn calibration(&self) -> &Calibration {
         &self.calibration
     }
+    /// The entity definition the model was trained on (`principal` unless recorded otherwise).
+    pub fn entity_definition(&self) -> &str {
+        self.info.entity.as_deref().unwrap_or(DEFAULT_ENTITY)
+    }
+
+    /// Record the entity definition (the trainer does not know what the strings it learnt mean).
+    pub fn set_entity_definition(&mut self, definition: impl Into<String>) {
+        self.info.entity = Some(definition.into());
+    }
+
     pub fn training_info(&self) -> &TrainingInfo {
         &self.info
     }

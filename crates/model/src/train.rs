@@ -217,6 +217,7 @@ fn train_in_pool(
         seconds: start.elapsed().as_secs_f64(),
         final_loss: last_epoch_loss,
         validation_discriminator_auc: last_auc,
+        entity: opts.entity.clone(),
     };
     Ok(model)
 }

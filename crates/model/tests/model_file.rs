@@ -184,3 +184,38 @@ fn huge_claimed_tables_in_a_short_file_are_truncated_not_an_abort() {
     let err = Model::read_from(&mut std::io::Cursor::new(&file)).unwrap_err();
     assert!(matches!(err, ModelError::Truncated("tables")), "{err}");
 }
+
+#[test]
+fn the_entity_definition_is_recorded_and_defaults_to_principal() {
+    let mut model = tiny_model(1, 1, 5);
+    assert_eq!(model.entity_definition(), "principal");
+    let mut v = Vec::new();
+    model.write_to(&mut v).unwrap();
+    // A file without the field (every file written before it existed) reads as `principal`.
+    assert!(!String::from_utf8_lossy(&v).contains("\"entity\":"));
+    assert_eq!(
+        Model::read_from(&mut v.as_slice())
+            .unwrap()
+            .entity_definition(),
+        "principal"
+    );
+    model.set_entity_definition("principal+event_source");
+    let mut v = Vec::new();
+    model.write_to(&mut v).unwrap();
+    let loaded = Model::read_from(&mut v.as_slice()).unwrap();
+    assert_eq!(loaded.entity_definition(), "principal+event_source");
+    // Through the trainer's option too.
+    let mut hp = Hyperparameters::new(64, 8);
+    hp.epochs = 1;
+    let opts = TrainOptions {
+        threads: Some(1),
+        entity: Some("user_agent_family".into()),
+        layout: IpEncoderLayout {
+            prefix24_buckets: 128,
+            address_buckets: 128,
+        },
+        ..TrainOptions::default()
+    };
+    let m = train(&hp, &opts, &tiny_data(), None, &mut |_| {}).unwrap();
+    assert_eq!(m.entity_definition(), "user_agent_family");
+}

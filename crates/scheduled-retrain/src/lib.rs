@@ -91,6 +91,8 @@ pub struct Config {
     pub alert_min_percentile: f64,
     pub threads: Option<usize>,
     pub sagemaker: Option<SageMakerTraining>,
+    /// `ENTITY`: what the tuples' entities are, recorded in the candidate.
+    pub entity: ipsight_formats::EntityKind,
 }
 
 fn s3_uri(name: &str, v: &str) -> Result<(String, String), RunError> {
@@ -221,6 +223,7 @@ impl Config {
             alert_min_percentile,
             threads,
             sagemaker,
+            entity: ipsight_aws::config::entity_kind(&get).map_err(cfg_err)?,
         })
     }
 }
@@ -481,6 +484,17 @@ pub async fn run<S: ObjectStore + ObjectLister>(
             .await
             .map_err(|e| RunError::Local(format!("model loader thread: {e}")))?;
             match loaded {
+                // Judging on the same pairs is meaningless across entity definitions; the
+                // serving model no longer matches what ipcheck is configured for anyway.
+                Ok(m) if m.entity_definition() != cfg.entity.as_str() => (
+                    None,
+                    Some(format!(
+                        "it was trained on entity {:?} and ENTITY is now {}",
+                        m.entity_definition(),
+                        cfg.entity
+                    )),
+                    true,
+                ),
                 Ok(m) => (Some(m), None, true),
                 Err(e) => (None, Some(e.to_string()), true),
             }
@@ -492,6 +506,7 @@ pub async fn run<S: ObjectStore + ObjectLister>(
     opts.auc_tolerance = cfg.auc_tolerance;
     opts.alert_min_percentile = cfg.alert_min_percentile;
     opts.train.threads = cfg.threads;
+    opts.train.entity = Some(cfg.entity.as_str().to_owned());
     let (model, mut report) = tokio::task::spawn_blocking(move || {
         retrain(data, holdout, &labels, current.as_ref(), &opts, &mut |ev| {
             if let TrainEvent::Epoch(e) = ev {
@@ -508,7 +523,7 @@ pub async fn run<S: ObjectStore + ObjectLister>(
     .map_err(|e| RunError::Local(format!("trainer thread: {e}")))??;
     if let Some(p) = &current_problem {
         report.decision = format!(
-            "the serving model could not be read ({p}); {}",
+            "the serving model was not compared ({p}); {}",
             report.decision
         );
     }

@@ -34,6 +34,10 @@ pub struct GuardDutyArgs {
     /// Cap on the uncompressed bytes of one file (gzip-bomb guard).
     #[arg(long, default_value_t = ReadOptions::default().max_uncompressed_bytes)]
     max_uncompressed_bytes: u64,
+    /// What the entities are: principal, principal+event_source, user_agent_family, arn (none in
+    /// GuardDuty findings), instance_id. Must match the model's (`ipsight train --entity`).
+    #[arg(long, env = "ENTITY", default_value = "principal")]
+    entity: ipsight_formats::EntityKind,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -94,6 +98,7 @@ fn guardduty(a: GuardDutyArgs) -> anyhow::Result<()> {
     let files = collect_finding_files(&a.paths)?;
     let opts = ReadOptions {
         max_uncompressed_bytes: a.max_uncompressed_bytes,
+        entity: a.entity,
         ..Default::default()
     };
     let mut records = Vec::new();

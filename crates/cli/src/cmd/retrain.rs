@@ -43,6 +43,15 @@ pub struct Args {
     #[command(flatten)]
     hyper: Box<SageMakerHyperparameters>,
 
+    /// [ipsight] what the tuples' entities are, recorded in the model (principal,
+    /// principal+event_source, user_agent_family, arn, instance_id; as the preparer's --entity)
+    #[arg(
+        long,
+        env = "ENTITY",
+        default_value = "principal",
+        help_heading = "ipsight options"
+    )]
+    entity: ipsight_formats::EntityKind,
     /// [ipsight] random seed (with --threads 1 a run is reproducible)
     #[arg(long, help_heading = "ipsight options")]
     seed: Option<u64>,
@@ -70,6 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     opts.auc_tolerance = a.auc_tolerance;
     opts.alert_min_percentile = a.alert_min_percentile;
     opts.train.threads = a.threads;
+    opts.train.entity = Some(a.entity.as_str().to_owned());
     if let Some(s) = a.seed {
         opts.train.seed = s;
     }

@@ -29,6 +29,15 @@ pub struct Args {
     #[command(flatten)]
     hyper: Box<SageMakerHyperparameters>,
 
+    /// [ipsight] what the tuples' entities are, recorded in the model (principal,
+    /// principal+event_source, user_agent_family, arn, instance_id; as the preparer's --entity)
+    #[arg(
+        long,
+        env = "ENTITY",
+        default_value = "principal",
+        help_heading = "ipsight options"
+    )]
+    entity: ipsight_formats::EntityKind,
     /// [ipsight] random seed (with --threads 1 a run is reproducible)
     #[arg(long, help_heading = "ipsight options")]
     seed: Option<u64>,
@@ -190,6 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let hp = args.hyper.to_hyperparameters()?;
     let mut opts = TrainOptions {
         threads: args.threads,
+        entity: Some(args.entity.as_str().to_owned()),
         ..TrainOptions::default()
     };
     if let Some(seed) = args.seed {

@@ -183,10 +183,20 @@ fn opt_str(s: &[u8], i: usize) -> Option<(Option<Cow<'_, str>>, usize)> {
         b'n' => Some((None, lit(s, i, b"null")?)),
         b'"' => {
             let end = plain_str_end(s, i + 1)?;
-            let v = std::str::from_utf8(&s[i + 1..end]).ok()?;
-            Some((Some(Cow::Borrowed(v)), end + 1))
+            Some((Some(Cow::Borrowed(utf8(&s[i + 1..end])?)), end + 1))
         }
         _ => None,
+    }
+}
+
+/// `from_utf8`, with the all-ASCII case (nearly every CloudTrail value) checked inline.
+#[inline]
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        std::str::from_utf8(b).ok()
     }
 }
 

@@ -113,10 +113,13 @@ pub fn collect_cloudtrail_files(
         while let Some(dir) = stack.pop() {
             let mut entries: Vec<_> = std::fs::read_dir(&dir)
                 .with_context(|| format!("{}", dir.display()))?
-                .map(|e| e.map(|e| (e.path(), e)))
+                .map(|e| e.map(|e| (e.file_name(), e)))
                 .collect::<Result<_, _>>()?;
+            // Siblings in path order: their paths differ only in the last component, which `Path`
+            // compares as bytes, as this does (without building and splitting paths per comparison).
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            for (path, e) in entries {
+            for (_, e) in entries {
+                let path = e.path();
                 let ft = e.file_type()?;
                 if ft.is_dir() {
                     stack.push(path);
@@ -137,8 +140,41 @@ pub fn collect_cloudtrail_files(
             }
         }
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    sort_paths(&mut files);
     Ok((files, skipped))
+}
+
+/// Sort by path (`Path`'s order: component by component), comparing precomputed byte keys.
+fn sort_paths(files: &mut [SizedFile]) {
+    use std::path::Component;
+    if files
+        .iter()
+        .any(|(p, _)| matches!(p.components().next(), Some(Component::Prefix(_))))
+    {
+        // Windows drive prefixes do not compare as bytes.
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        return;
+    }
+    // Each component as (kind, bytes) ended by a NUL, which no component holds: the byte order of
+    // the keys is the order of the component sequences (`Component`'s variant order, then bytes).
+    files.sort_by_cached_key(|(p, _)| {
+        let mut key = Vec::with_capacity(p.as_os_str().len() + 8);
+        for c in p.components() {
+            let tag = match c {
+                Component::Prefix(_) => 0,
+                Component::RootDir => 1,
+                Component::CurDir => 2,
+                Component::ParentDir => 3,
+                Component::Normal(_) => 4,
+            };
+            key.push(tag);
+            if let Component::Normal(n) = c {
+                key.extend_from_slice(n.as_encoded_bytes());
+            }
+            key.push(0);
+        }
+        key
+    });
 }
 
 /// Files up to this size are read whole into a per-thread buffer and decoded with reused state
@@ -439,4 +475,26 @@ fn ocsf(a: OcsfArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", dest.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_paths_is_path_order() {
+        let names = [
+            "a/b", "a-b", "a.b/c", "a/b/c", "a", "ab", "a/.b", "a//b", "/x", "/x/y", "/", "./y",
+            "y", "../z", "..", "a/b-c", "a/b/", "A/b", "é/x", "e/x", "a/./b", "b/a", "a0/b", "a/0",
+        ];
+        let mut files: Vec<SizedFile> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (PathBuf::from(n), i as u64))
+            .collect();
+        let mut want = files.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_paths(&mut files);
+        assert_eq!(files, want);
+    }
 }

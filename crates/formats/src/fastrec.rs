@@ -511,6 +511,52 @@ mod tests {
         assert!(check(&deep));
     }
 
+    /// Random edits of real-looking records: whenever the fast path answers, serde agrees.
+    #[test]
+    fn random_mutations_agree_with_serde() {
+        let seeds = [
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROA1:s","accountId":"1","sessionContext":{"attributes":{"mfa":"false"},"x":[1,-2.5e3,true,null]}},"eventTime":"2024-01-01T00:00:00Z","eventSource":"s3.amazonaws.com","sourceIPAddress":"203.0.113.9","userAgent":"aws-cli/2 \"q\" \u00e9","requestParameters":null,"readOnly":false,"n":0}"#,
+            r#"{"userIdentity":{"type":"Root","accountId":"123"},"sourceIPAddress":"AWS Internal","tlsDetails":{}, "a" : [ ] }"#,
+        ];
+        let alphabet: &[u8] = b"{}[]\",:\\ \t\n0123456789-+.eEnultrfasxu\x01\x1f\x7f\xc3\xa9\xff";
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut answered = 0;
+        for _ in 0..200_000 {
+            let mut b = seeds[(next() % 2) as usize].as_bytes().to_vec();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % b.len() as u64) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => b[at] = c,
+                    1 => b.insert(at, c),
+                    _ => {
+                        b.remove(at);
+                    }
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            if let Some((r, n)) = record(&b) {
+                answered += 1;
+                assert_eq!(
+                    Some((format!("{r:?}"), n)),
+                    serde(&b),
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+        }
+        // Many edits land in skipped strings and stay valid: the fast path must still answer those.
+        assert!(answered > 10_000, "{answered}");
+    }
+
     #[test]
     fn every_prefix_is_incomplete() {
         // A record cut anywhere is never answered (the window may end mid-record).

@@ -2,9 +2,11 @@
 //!
 //! A CloudTrail object is one JSON document `{"Records":[{…},{…},…]}` that can reach hundreds of MB
 //! uncompressed, usually on a single line. We never hold it whole: the decompressed stream is read in
-//! chunks, and each record is parsed from the buffer with `serde_json::from_slice` as soon as it is
-//! complete, then dropped. Memory is bounded by the buffer plus the largest record (itself capped).
-//! Bare arrays of records (exports, the stratus-red-team samples) are accepted too.
+//! chunks, and each record is parsed from the buffer as soon as it is complete, then dropped: by the
+//! hand-written fast path of `fastrec` for the common shape, by `serde_json` for everything else
+//! (and for every error). Memory is bounded by the buffer plus the largest record (itself capped).
+//! Bare arrays of records (exports, the stratus-red-team samples) are accepted too. Many small
+//! objects in a row go through a [`Workspace`], which reuses the buffers and the gzip decoder.
 use std::borrow::Cow;
 use std::io::{self, BufRead, Read, Write};
 use std::net::Ipv4Addr;

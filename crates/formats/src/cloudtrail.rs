@@ -980,10 +980,38 @@ mod tests {
         );
         let mut total = PrepareStats::default();
         let mut files = 0;
+        let mut ws = Workspace::new();
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let data = std::fs::read(&p).unwrap();
             let (csv, st) = run(&data).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            // Real files: the reused workspace and the fast record path agree with the stream, and
+            // the stream with plain serde_json decoding of every record.
+            same_as_streaming(
+                &mut ws,
+                &data,
+                data.len() as u64,
+                &PrepareOptions::default(),
+            );
+            let mut serde_only = Vec::new();
+            let value: serde_json::Value =
+                serde_json::from_reader(flate2::read::MultiGzDecoder::new(&data[..]))
+                    .or_else(|_| serde_json::from_slice(&data))
+                    .unwrap();
+            let records = value
+                .get("Records")
+                .unwrap_or(&value)
+                .as_array()
+                .unwrap()
+                .clone();
+            for r in records {
+                let text = serde_json::to_string(&r).unwrap();
+                let rec: Record<'_> = serde_json::from_str(&text).unwrap();
+                if let Ok((entity, ip)) = record_tuple(&rec) {
+                    write_tuple(&mut serde_only, &entity, ip).unwrap();
+                }
+            }
+            assert_eq!(csv.as_bytes(), &serde_only[..], "{}", p.display());
             for line in csv.lines() {
                 let (ent, ip) = line.split_once(',').unwrap();
                 assert!(

@@ -36,6 +36,7 @@ pub fn cloudtrail(data: &[u8]) {
     let opts = PrepareOptions {
         max_uncompressed_bytes: 1 << 20,
         max_record_bytes: 64 << 10,
+        ..PrepareOptions::default()
     };
     let mut out = Vec::new();
     let res = prepare_cloudtrail(Cursor::new(data), &mut out, &opts);

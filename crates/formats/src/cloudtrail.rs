@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use flate2::bufread::GzDecoder;
 use serde::{de::IgnoredAny, Deserialize, Serialize};
 
-use crate::entity::normalise_entity;
+use crate::entity::{entity_for, EntityFields, EntityKind};
 use crate::fastrec;
 use crate::ip::{classify_ip, IpClass};
 use crate::limit::{is_cap_error, maybe_gunzip, CappedReader};
@@ -27,6 +27,8 @@ pub struct PrepareOptions {
     pub max_uncompressed_bytes: u64,
     /// Maximum size of a single record.
     pub max_record_bytes: usize,
+    /// What the tuples' entities are.
+    pub entity: EntityKind,
 }
 
 impl Default for PrepareOptions {
@@ -35,6 +37,7 @@ impl Default for PrepareOptions {
             // Real CloudTrail objects stay well under this; a bomb does not.
             max_uncompressed_bytes: 4 << 30,
             max_record_bytes: 32 << 20,
+            entity: EntityKind::Principal,
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct Record<'a> {
     pub event_source: Option<Cow<'a, str>>,
     #[serde(rename = "eventTime", borrow, default)]
     pub event_time: Option<Cow<'a, str>>,
+    #[serde(rename = "userAgent", borrow, default)]
+    pub user_agent: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +125,8 @@ pub struct UserIdentity<'a> {
     pub principal_id: Option<Cow<'a, str>>,
     #[serde(rename = "accountId", borrow, default)]
     pub account_id: Option<Cow<'a, str>>,
+    #[serde(rename = "arn", borrow, default)]
+    pub arn: Option<Cow<'a, str>>,
 }
 
 /// Why a record yields no tuple.
@@ -135,11 +142,24 @@ pub enum NoTuple {
 
 /// Apply the tuple contract (ARCHITECTURE.md) to one record.
 pub fn record_tuple(rec: &Record<'_>) -> Result<(String, Ipv4Addr), NoTuple> {
+    record_tuple_as(rec, EntityKind::Principal)
+}
+
+/// [`record_tuple`] with another entity definition (a record without what it needs has no
+/// tuple, counted as no principal).
+pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, Ipv4Addr), NoTuple> {
     let ui = rec.user_identity.as_ref();
-    let entity = normalise_entity(
-        ui.and_then(|u| u.identity_type.as_deref()),
-        ui.and_then(|u| u.principal_id.as_deref()),
-        ui.and_then(|u| u.account_id.as_deref()),
+    let entity = entity_for(
+        kind,
+        &EntityFields {
+            identity_type: ui.and_then(|u| u.identity_type.as_deref()),
+            principal_id: ui.and_then(|u| u.principal_id.as_deref()),
+            account_id: ui.and_then(|u| u.account_id.as_deref()),
+            arn: ui.and_then(|u| u.arn.as_deref()),
+            event_source: rec.event_source.as_deref(),
+            user_agent: rec.user_agent.as_deref(),
+            instance_id: None,
+        },
     );
     let ip = match rec.source_ip_address.as_deref() {
         None | Some("") => Err(NoTuple::MissingIp),
@@ -180,7 +200,7 @@ pub fn prepare_cloudtrail<R: BufRead, W: Write>(
     out: &mut W,
     opts: &PrepareOptions,
 ) -> Result<PrepareStats, CloudTrailError> {
-    let mut sink = TupleSink::new(out);
+    let mut sink = TupleSink::new(out, opts.entity);
     let bytes = for_each_record(input, opts, |rec| sink.record(rec));
     sink.finish(bytes)
 }
@@ -188,14 +208,16 @@ pub fn prepare_cloudtrail<R: BufRead, W: Write>(
 /// Writes the tuple of each record and counts why the others have none.
 struct TupleSink<'w, W> {
     out: &'w mut W,
+    entity: EntityKind,
     stats: PrepareStats,
     write_err: Option<io::Error>,
 }
 
 impl<'w, W: Write> TupleSink<'w, W> {
-    fn new(out: &'w mut W) -> Self {
+    fn new(out: &'w mut W, entity: EntityKind) -> Self {
         Self {
             out,
+            entity,
             stats: PrepareStats::default(),
             write_err: None,
         }
@@ -204,7 +226,7 @@ impl<'w, W: Write> TupleSink<'w, W> {
     /// One record; `false` stops the scan (the output failed).
     #[inline]
     fn record(&mut self, rec: &Record<'_>) -> bool {
-        let r = match record_tuple(rec) {
+        let r = match record_tuple_as(rec, self.entity) {
             Ok((entity, ip)) => {
                 if let Err(e) = write_tuple(self.out, &entity, ip) {
                     self.write_err = Some(e);
@@ -269,7 +291,7 @@ impl Workspace {
         out: &mut W,
         opts: &PrepareOptions,
     ) -> Result<PrepareStats, CloudTrailError> {
-        let mut sink = TupleSink::new(out);
+        let mut sink = TupleSink::new(out, opts.entity);
         let bytes = self.for_each_record_whole(input, size_hint, opts, |rec| sink.record(rec));
         sink.finish(bytes)
     }
@@ -734,6 +756,66 @@ mod tests {
         Ok((String::from_utf8(out).unwrap(), st))
     }
 
+    #[test]
+    fn entity_kinds_through_the_fast_path_and_serde_alike() {
+        // Record 1 is the plain shape (fast path); record 2 has an escape in its user agent and
+        // record 3 in its ARN, which send them to serde_json; record 4 lacks what some kinds need.
+        let trail = br#"{"Records":[
+{"eventSource":"s3.amazonaws.com","userAgent":"aws-cli/2.15.0 Python/3.11","sourceIPAddress":"198.51.100.7","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:i-0abc","arn":"arn:aws:sts::111122223333:assumed-role/Admin/i-0abc","accountId":"111122223333"}},
+{"eventSource":"ec2.amazonaws.com","userAgent":"Boto3/1.34 \"quoted\"","sourceIPAddress":"198.51.100.8","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333"}},
+{"eventSource":"iam.amazonaws.com","userAgent":"console.amazonaws.com","sourceIPAddress":"198.51.100.9","userIdentity":{"type":"IAMUser","principalId":"AIDAOTHER","arn":"arn:aws:iam::111122223333:user/b\u006fb","accountId":"111122223333"}},
+{"sourceIPAddress":"198.51.100.10","userIdentity":{"type":"IAMUser","principalId":"AIDANOUA"}}
+]}"#;
+        let with = |kind: EntityKind| {
+            let opts = PrepareOptions {
+                entity: kind,
+                ..PrepareOptions::default()
+            };
+            let mut out = Vec::new();
+            let st = prepare_cloudtrail(&trail[..], &mut out, &opts).unwrap();
+            let mut out2 = Vec::new();
+            let st2 = Workspace::new()
+                .prepare_whole(&trail[..], trail.len() as u64, &mut out2, &opts)
+                .unwrap();
+            assert_eq!((out.clone(), &st), (out2, &st2));
+            (String::from_utf8(out).unwrap(), st.no_principal)
+        };
+        assert_eq!(
+            with(EntityKind::Principal),
+            (
+                "AROAEXAMPLE,198.51.100.7\nAIDAEXAMPLE,198.51.100.8\nAIDAOTHER,198.51.100.9\nAIDANOUA,198.51.100.10\n"
+                    .into(),
+                0
+            )
+        );
+        assert_eq!(
+            with(EntityKind::PrincipalEventSource),
+            (
+                "AROAEXAMPLE|s3.amazonaws.com,198.51.100.7\nAIDAEXAMPLE|ec2.amazonaws.com,198.51.100.8\nAIDAOTHER|iam.amazonaws.com,198.51.100.9\n"
+                    .into(),
+                1
+            )
+        );
+        assert_eq!(
+            with(EntityKind::UserAgentFamily),
+            (
+                "aws-cli,198.51.100.7\nBoto3,198.51.100.8\nconsole.amazonaws.com,198.51.100.9\n"
+                    .into(),
+                1
+            )
+        );
+        assert_eq!(
+            with(EntityKind::Arn),
+            (
+                "arn:aws:sts::111122223333:assumed-role/Admin,198.51.100.7\narn:aws:iam::111122223333:user/alice,198.51.100.8\narn:aws:iam::111122223333:user/bob,198.51.100.9\n"
+                    .into(),
+                1
+            )
+        );
+        // CloudTrail names no instance: nothing.
+        assert_eq!(with(EntityKind::InstanceId), (String::new(), 4));
+    }
+
     fn gz(data: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), Compression::fast());
         e.write_all(data).unwrap();
@@ -943,6 +1025,7 @@ mod tests {
         let small_caps = PrepareOptions {
             max_uncompressed_bytes: 50_000,
             max_record_bytes: 200,
+            ..PrepareOptions::default()
         };
         let mut ws = Workspace::new();
         // Every case after every other (errors included), with both sets of limits.

@@ -26,6 +26,7 @@ pub(crate) fn record(s: &[u8]) -> Option<(Record<'_>, usize)> {
         source_ip_address: None,
         event_source: None,
         event_time: None,
+        user_agent: None,
     };
     let mut seen = 0u8;
     let mut i = object_start(s, 0)?;
@@ -59,6 +60,12 @@ pub(crate) fn record(s: &[u8]) -> Option<(Record<'_>, usize)> {
                 rec.event_time = x;
                 j
             }
+            b"userAgent" => {
+                once(&mut seen, 16)?;
+                let (x, j) = opt_str(s, v)?;
+                rec.user_agent = x;
+                j
+            }
             _ => skip_value(s, v)?,
         };
         match next_member(s, i)? {
@@ -76,6 +83,7 @@ fn opt_user_identity(s: &[u8], i: usize) -> Option<(Option<UserIdentity<'_>>, us
                 identity_type: None,
                 principal_id: None,
                 account_id: None,
+                arn: None,
             };
             let mut seen = 0u8;
             let mut i = object_start(s, i)?;
@@ -101,6 +109,12 @@ fn opt_user_identity(s: &[u8], i: usize) -> Option<(Option<UserIdentity<'_>>, us
                         once(&mut seen, 4)?;
                         let (x, j) = opt_str(s, v)?;
                         u.account_id = x;
+                        j
+                    }
+                    b"arn" => {
+                        once(&mut seen, 8)?;
+                        let (x, j) = opt_str(s, v)?;
+                        u.arn = x;
                         j
                     }
                     _ => skip_value(s, v)?,
@@ -495,7 +509,7 @@ mod tests {
             assert!(agrees, "{s}: fast {fast:?}");
         }
         // Non-UTF-8: in a skipped string serde does not look, in a key or a wanted string it does.
-        let mut b = br#"{"userAgent":"x"#.to_vec();
+        let mut b = br#"{"requestID":"x"#.to_vec();
         b.extend_from_slice(b"\xff\"}");
         assert!(record(&b).is_some() && serde(&b).is_some());
         let mut b = br#"{"sourceIPAddress":"x"#.to_vec();

@@ -31,7 +31,7 @@ use ipsight_aws::emf::emf_line;
 use ipsight_aws::{
     load_labels, LabelSource, ObjectLister, ObjectRef, ObjectStore, Pair, ScoreError, Scorer,
 };
-use ipsight_formats::cloudtrail::{for_each_record, record_tuple};
+use ipsight_formats::cloudtrail::{for_each_record, record_tuple_as};
 use ipsight_formats::guardduty::FindingRecord;
 use ipsight_formats::ip::{classify_ip, IpClass};
 use ipsight_formats::keys::{cloudtrail_key, would_retrigger};
@@ -766,13 +766,14 @@ async fn collect(
             Kind::CloudTrail => {
                 let opts = PrepareOptions {
                     max_uncompressed_bytes: cap,
+                    entity,
                     ..PrepareOptions::default()
                 };
                 let mut events = 0u64;
                 let mut skipped = 0u64;
                 for_each_record(input, &opts, |rec| {
                     events += 1;
-                    match record_tuple(rec) {
+                    match record_tuple_as(rec, entity) {
                         Ok((entity, ip)) => {
                             let account = rec
                                 .user_identity

@@ -29,7 +29,7 @@ pub struct Config {
 }
 
 pub use ipsight_aws::config::ConfigError;
-use ipsight_aws::config::{number, refuse_retrigger, required};
+use ipsight_aws::config::{entity_kind, number, refuse_retrigger, required};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -50,6 +50,7 @@ impl Config {
                     defaults.max_uncompressed_bytes,
                 )?,
                 max_record_bytes: number(&get, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
+                entity: entity_kind(&get)?,
             },
         };
         refuse_retrigger(
@@ -289,6 +290,19 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ok.output_prefix, "train/cloudtrail/");
+        assert_eq!(ok.limits.entity, ipsight_formats::EntityKind::Principal);
+        let ua = Config::from_lookup(env(&[
+            ("OUTPUT_BUCKET", "b"),
+            ("ENTITY", "principal+event_source"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            ua.limits.entity,
+            ipsight_formats::EntityKind::PrincipalEventSource
+        );
+        let e =
+            Config::from_lookup(env(&[("OUTPUT_BUCKET", "b"), ("ENTITY", "host")])).unwrap_err();
+        assert!(e.to_string().starts_with("ENTITY=\"host\""), "{e}");
         assert!(matches!(
             Config::from_lookup(env(&[])),
             Err(ConfigError::Missing("OUTPUT_BUCKET"))

@@ -69,6 +69,10 @@ pub struct CloudTrailArgs {
     /// Cap on the uncompressed bytes of one file (gzip-bomb guard).
     #[arg(long, default_value_t = PrepareOptions::default().max_uncompressed_bytes)]
     max_uncompressed_bytes: u64,
+    /// What the tuples' entities are: principal, principal+event_source, user_agent_family, arn.
+    /// The model records it (`ipsight train --entity`), and scoring must use the same.
+    #[arg(long, env = "ENTITY", default_value = "principal")]
+    entity: ipsight_formats::EntityKind,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -285,6 +289,7 @@ pub fn prepare_cloudtrail_paths(
 fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
     let opts = PrepareOptions {
         max_uncompressed_bytes: a.max_uncompressed_bytes,
+        entity: a.entity,
         ..Default::default()
     };
     let (sink, tmp): (Box<dyn Write>, Option<(tempfile::NamedTempFile, PathBuf)>) = match &a.output

@@ -685,3 +685,46 @@ async fn alerts_to_a_missing_bus_fail_the_message() {
     // Not retried in vain: a missing bus is not transient.
     assert!(started.elapsed() < std::time::Duration::from_millis(1200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entity_definition_applies_to_cloudtrail_and_is_checked_on_finding_records() {
+    let w = world(&[("ENTITY", "principal+event_source")]).await;
+    let scorer = EmbeddedScorer::new(model());
+    w.s3.put(&w.data, TRAIL_KEY, trail()).await;
+    // The extractor ran with the default definition: its record says principal.
+    w.s3.put(&w.data, FINDING_KEY, finding_record()).await;
+    let ev: Value = serde_json::from_str(&s3_notification(&w.data, TRAIL_KEY)).unwrap();
+    handle(&w.cfg, &w.store, &scorer, &NoAlerts, ev)
+        .await
+        .unwrap();
+    let scores = lines(
+        &w.s3
+            .get(&w.data, &format!("scores/{TRAIL_KEY}.jsonl"))
+            .await
+            .unwrap(),
+    );
+    let entities: std::collections::BTreeSet<_> = scores
+        .iter()
+        .map(|l| l["entity"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        entities.into_iter().collect::<Vec<_>>(),
+        [format!("{ALICE}|s3.amazonaws.com")]
+    );
+    let ev: Value = serde_json::from_str(&s3_notification(&w.data, FINDING_KEY)).unwrap();
+    let e = handle(&w.cfg, &w.store, &scorer, &NoAlerts, ev)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(FINDING_KEY)
+            && e.contains("entities are principal")
+            && e.contains("ENTITY=principal+event_source"),
+        "{e}"
+    );
+    assert!(w
+        .s3
+        .get(&w.data, &format!("scores/{FINDING_KEY}.jsonl"))
+        .await
+        .is_none());
+}

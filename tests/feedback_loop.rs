@@ -17,6 +17,32 @@ use serde_json::{json, Value};
 
 const ALERT_MIN_PERCENTILE: f64 = 99.0;
 
+/// An analyst's false-positive decision on the pair, written as `ipsight label add` writes it: one
+/// object under `labels/`.
+async fn false_positive_label(store: &S3Store, bucket: &str, entity: &str, ip: Ipv4Addr) -> Label {
+    let label = Label {
+        entity: entity.to_owned(),
+        ip: Some(ip),
+        cidr: None,
+        verdict: Verdict::FalsePositive,
+        who: "alice@example.com".into(),
+        when: "2026-01-19T10:00:00Z".into(),
+        why: "new home ISP, confirmed with the user".into(),
+        expires: None,
+    }
+    .validated()
+    .unwrap();
+    store
+        .put_bytes(
+            &ObjectRef::new(bucket, object_key("labels/", &label)),
+            format!("{}\n", label.to_line()).into(),
+            "application/x-ndjson",
+        )
+        .await
+        .unwrap();
+    label
+}
+
 fn csv(pairs: &[(String, Ipv4Addr)]) -> String {
     pairs.iter().map(|(e, ip)| format!("{e},{ip}\n")).collect()
 }
@@ -47,6 +73,30 @@ fn ipcheck_config(bucket: &str, with_labels: bool) -> ipcheck::Config {
 fn s3_event(bucket: &str, key: &str) -> Value {
     json!({"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put",
         "s3":{"bucket":{"name":bucket},"object":{"key":key}}}]})
+}
+
+/// ipcheck on the object `key` (an S3 event, as its queue delivers it), then the pair's score line.
+#[allow(clippy::too_many_arguments)]
+async fn ipcheck_line(
+    s3: &S3Server,
+    store: &S3Store,
+    cfg: &ipcheck::Config,
+    scorer: &impl ipsight_aws::Scorer,
+    bucket: &str,
+    key: &str,
+    entity: &str,
+    ip: Ipv4Addr,
+) -> Value {
+    ipcheck::handle(
+        cfg,
+        store,
+        scorer,
+        &ipcheck::NoAlerts,
+        s3_event(bucket, key),
+    )
+    .await
+    .unwrap();
+    score_line(s3, bucket, key, entity, ip).await
 }
 
 /// The score line of `(entity, ip)` in `scores/<key>.jsonl`.
@@ -123,26 +173,7 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
     let before_pct = line["unusual_percentile"].as_f64().unwrap();
 
     // 2. The analyst labels it a false positive: one object under labels/.
-    let label = Label {
-        entity: entity.clone(),
-        ip: Some(new_home),
-        cidr: None,
-        verdict: Verdict::FalsePositive,
-        who: "alice@example.com".into(),
-        when: "2026-01-19T10:00:00Z".into(),
-        why: "new home ISP, confirmed with the user".into(),
-        expires: None,
-    }
-    .validated()
-    .unwrap();
-    store
-        .put_bytes(
-            &ObjectRef::new(&bucket, object_key("labels/", &label)),
-            format!("{}\n", label.to_line()).into(),
-            "application/x-ndjson",
-        )
-        .await
-        .unwrap();
+    let label = false_positive_label(&store, &bucket, &entity, new_home).await;
 
     // 3. ipcheck honours it at once: same score, no alert, the decision recorded.
     ipcheck::handle(
@@ -406,40 +437,24 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
     .await
     .unwrap();
     let no_labels_cfg = ipcheck_config(&bucket, false);
-    ipcheck::handle(
-        &no_labels_cfg,
-        &store,
-        &scorer,
-        &ipcheck::NoAlerts,
-        s3_event(&bucket, key),
-    )
-    .await
-    .unwrap();
-    let line = score_line(&s3, &bucket, key, &entity, new_home).await;
+    let check = || {
+        ipcheck_line(
+            &s3,
+            &store,
+            &no_labels_cfg,
+            &scorer,
+            &bucket,
+            key,
+            &entity,
+            new_home,
+        )
+    };
+    let line = check().await;
     assert_eq!(line["alert"], true, "{line}");
     let before_pct = line["unusual_percentile"].as_f64().unwrap();
 
     // The analyst's decision, then the next scheduled run learns it.
-    let label = Label {
-        entity: entity.clone(),
-        ip: Some(new_home),
-        cidr: None,
-        verdict: Verdict::FalsePositive,
-        who: "alice@example.com".into(),
-        when: "2026-01-19T10:00:00Z".into(),
-        why: "new home ISP, confirmed with the user".into(),
-        expires: None,
-    }
-    .validated()
-    .unwrap();
-    store
-        .put_bytes(
-            &ObjectRef::new(&bucket, object_key("labels/", &label)),
-            format!("{}\n", label.to_line()).into(),
-            "application/x-ndjson",
-        )
-        .await
-        .unwrap();
+    false_positive_label(&store, &bucket, &entity, new_home).await;
     let out = scheduled_retrain::run(&cfg, &store, None, now_ms + 86_400_000, work.path())
         .await
         .unwrap();
@@ -464,16 +479,7 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
         .is_some());
 
     // The warm scorer follows the promotion: the pair now scores normal without any label.
-    ipcheck::handle(
-        &no_labels_cfg,
-        &store,
-        &scorer,
-        &ipcheck::NoAlerts,
-        s3_event(&bucket, key),
-    )
-    .await
-    .unwrap();
-    let line = score_line(&s3, &bucket, key, &entity, new_home).await;
+    let line = check().await;
     let after_pct = line["unusual_percentile"].as_f64().unwrap();
     assert_eq!(line["alert"], false, "{line}");
     assert!(after_pct < before_pct, "{before_pct} → {after_pct}");

@@ -92,28 +92,8 @@ impl ObjectLister for S3Store {
     }
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client()
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StoreError::Other {
-                obj: ObjectRef::new(bucket, prefix),
-                op: "ListObjectsV2",
-                msg: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            })?;
-            for o in page.contents() {
-                if let Some(k) = o.key() {
-                    keys.push(k.to_owned());
-                }
-            }
-        }
-        keys.sort();
-        Ok(keys)
+        let infos = self.list_info(bucket, prefix).await?;
+        Ok(infos.into_iter().map(|i| i.key).collect())
     }
 }
 

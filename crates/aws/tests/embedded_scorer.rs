@@ -7,27 +7,10 @@ use ipsight_aws::{
     DirStore, EmbeddedScorer, ModelLocation, ObjectRef, ObjectStore, Pair, S3Store, ScoreError,
     Scorer, ScorerInitError,
 };
-use ipsight_model::{train, Hyperparameters, IpEncoderLayout, Model, TrainOptions, TrainingData};
+use ipsight_model::Model;
 
 fn tiny_model() -> Model {
-    let mut d = TrainingData::new();
-    for u in 0..20u8 {
-        for k in 0..10u8 {
-            d.push(&format!("user{u}"), Ipv4Addr::new(10, u, 0, k));
-        }
-    }
-    let mut hp = Hyperparameters::new(64, 8);
-    hp.epochs = 2;
-    hp.mini_batch_size = 50;
-    let opts = TrainOptions {
-        threads: Some(1),
-        layout: IpEncoderLayout {
-            prefix24_buckets: 128,
-            address_buckets: 128,
-        },
-        ..TrainOptions::default()
-    };
-    train(&hp, &opts, &d, None, &mut |_| {}).unwrap()
+    ipsight_testkit::tiny_model(ipsight_testkit::default_seed())
 }
 
 fn pairs(n: usize) -> Vec<Pair> {

@@ -168,3 +168,34 @@ impl S3Server {
         keys
     }
 }
+
+/// A tiny embedded model (20 users × 10 addresses in 10.u.0.0/24, dim 8, two epochs, one thread),
+/// trained in milliseconds, for tests of what surrounds a model. Two seeds give two models that
+/// score the same pair differently.
+pub fn tiny_model(seed: u64) -> ipsight_model::Model {
+    use ipsight_model::{train, Hyperparameters, IpEncoderLayout, TrainOptions, TrainingData};
+    let mut d = TrainingData::new();
+    for u in 0..20u8 {
+        for k in 0..10u8 {
+            d.push(&format!("user{u}"), std::net::Ipv4Addr::new(10, u, 0, k));
+        }
+    }
+    let mut hp = Hyperparameters::new(64, 8);
+    hp.epochs = 2;
+    hp.mini_batch_size = 50;
+    let opts = TrainOptions {
+        threads: Some(1),
+        seed,
+        layout: IpEncoderLayout {
+            prefix24_buckets: 128,
+            address_buckets: 128,
+        },
+        ..TrainOptions::default()
+    };
+    train(&hp, &opts, &d, None, &mut |_| {}).expect("the tiny model trains")
+}
+
+/// The seed [`ipsight_model::TrainOptions`] uses by default.
+pub fn default_seed() -> u64 {
+    ipsight_model::TrainOptions::default().seed
+}

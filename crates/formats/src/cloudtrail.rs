@@ -113,8 +113,10 @@ pub struct Record<'a> {
     pub event_source: Option<Cow<'a, str>>,
     #[serde(rename = "eventTime", borrow, default)]
     pub event_time: Option<Cow<'a, str>>,
-    #[serde(rename = "userAgent", borrow, default)]
-    pub user_agent: Option<Cow<'a, str>>,
+    /// Raw bytes, not checked as UTF-8: only entity definitions that use it look at it, so an odd
+    /// user agent never fails an object prepared for principals (it was skipped unread before).
+    #[serde(rename = "userAgent", borrow, default, deserialize_with = "raw_string")]
+    pub user_agent: Option<Cow<'a, [u8]>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,8 +127,9 @@ pub struct UserIdentity<'a> {
     pub principal_id: Option<Cow<'a, str>>,
     #[serde(rename = "accountId", borrow, default)]
     pub account_id: Option<Cow<'a, str>>,
-    #[serde(rename = "arn", borrow, default)]
-    pub arn: Option<Cow<'a, str>>,
+    /// Raw bytes, for the same reason as [`Record::user_agent`].
+    #[serde(rename = "arn", borrow, default, deserialize_with = "raw_string")]
+    pub arn: Option<Cow<'a, [u8]>>,
 }
 
 /// Why a record yields no tuple.
@@ -145,6 +148,56 @@ pub fn record_tuple(rec: &Record<'_>) -> Result<(String, Ipv4Addr), NoTuple> {
     record_tuple_as(rec, EntityKind::Principal)
 }
 
+/// A JSON string (or null) as its raw bytes: serde_json's `deserialize_bytes` does not check UTF-8.
+fn raw_string<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, [u8]>>, D::Error> {
+    struct Bytes;
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Cow<'de, [u8]>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_vec()))
+        }
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v.as_bytes()))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.as_bytes().to_vec()))
+        }
+    }
+    struct Opt;
+    impl<'de> serde::de::Visitor<'de> for Opt {
+        type Value = Option<Cow<'de, [u8]>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_bytes(Bytes).map(Some)
+        }
+    }
+    d.deserialize_option(Opt)
+}
+
+/// Text of a raw field; not UTF-8 counts as absent (no tuple for the kinds that need it).
+fn utf8(b: Option<&[u8]>) -> Option<&str> {
+    b.and_then(|b| std::str::from_utf8(b).ok())
+}
+
 /// [`record_tuple`] with another entity definition (a record without what it needs has no
 /// tuple, counted as no principal).
 pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, Ipv4Addr), NoTuple> {
@@ -155,9 +208,9 @@ pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, Ip
             identity_type: ui.and_then(|u| u.identity_type.as_deref()),
             principal_id: ui.and_then(|u| u.principal_id.as_deref()),
             account_id: ui.and_then(|u| u.account_id.as_deref()),
-            arn: ui.and_then(|u| u.arn.as_deref()),
+            arn: ui.and_then(|u| utf8(u.arn.as_deref())),
             event_source: rec.event_source.as_deref(),
-            user_agent: rec.user_agent.as_deref(),
+            user_agent: utf8(rec.user_agent.as_deref()),
             instance_id: None,
         },
     );
@@ -814,6 +867,21 @@ mod tests {
         );
         // CloudTrail names no instance: nothing.
         assert_eq!(with(EntityKind::InstanceId), (String::new(), 4));
+        // A user agent that is not UTF-8 fails nothing: principals are prepared as before, and a
+        // user-agent entity is simply absent for that record.
+        let odd = b"{\"Records\":[{\"userAgent\":\"\xc3\x28\",\"userIdentity\":{\"principalId\":\"AIDA\"},\"sourceIPAddress\":\"1.2.3.4\"}]}";
+        for (kind, want, none) in [
+            (EntityKind::Principal, &b"AIDA,1.2.3.4\n"[..], 0),
+            (EntityKind::UserAgentFamily, &b""[..], 1),
+        ] {
+            let opts = PrepareOptions {
+                entity: kind,
+                ..PrepareOptions::default()
+            };
+            let mut out = Vec::new();
+            let st = prepare_cloudtrail(&odd[..], &mut out, &opts).unwrap();
+            assert_eq!((out.as_slice(), st.no_principal), (want, none), "{kind}");
+        }
     }
 
     fn gz(data: &[u8]) -> Vec<u8> {

@@ -63,7 +63,7 @@ pub(crate) fn record(s: &[u8]) -> Option<(Record<'_>, usize)> {
             b"userAgent" => {
                 once(&mut seen, 16)?;
                 let (x, j) = opt_str(s, v)?;
-                rec.user_agent = x;
+                rec.user_agent = x.map(bytes);
                 j
             }
             _ => skip_value(s, v)?,
@@ -114,7 +114,7 @@ fn opt_user_identity(s: &[u8], i: usize) -> Option<(Option<UserIdentity<'_>>, us
                     b"arn" => {
                         once(&mut seen, 8)?;
                         let (x, j) = opt_str(s, v)?;
-                        u.arn = x;
+                        u.arn = x.map(bytes);
                         j
                     }
                     _ => skip_value(s, v)?,
@@ -127,6 +127,15 @@ fn opt_user_identity(s: &[u8], i: usize) -> Option<(Option<UserIdentity<'_>>, us
         }
         // A struct can also be written as an array for serde; rare enough to leave to it.
         _ => None,
+    }
+}
+
+/// A string field kept as raw bytes (what serde_json's `deserialize_bytes` gives for a string).
+#[inline]
+fn bytes(c: Cow<'_, str>) -> Cow<'_, [u8]> {
+    match c {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
     }
 }
 

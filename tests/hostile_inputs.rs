@@ -331,8 +331,8 @@ fn invalid_utf8_and_nul_bytes() {
         "{r:?}"
     );
     assert!(out.is_empty());
-    // ... but inside a field we skip it is accepted: serde_json does not validate strings it
-    // ignores, and nothing from that field reaches the output (documented).
+    // ... but inside `userAgent` it is accepted: that field is kept as raw bytes (only the
+    // user-agent entity definition reads it), and nothing from it reaches this output.
     let bad = b"{\"Records\":[{\"userAgent\":\"\xc3\x28\",\"userIdentity\":{\"principalId\":\"AIDA\"},\"sourceIPAddress\":\"1.2.3.4\"}]}";
     let (r, out) = prepare(Cursor::new(&bad[..]), &opts);
     assert_eq!(r.unwrap(), 1);

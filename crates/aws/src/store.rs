@@ -39,7 +39,7 @@ pub struct ObjectBody {
 pub enum StoreError {
     #[error("{0}: no such object")]
     NotFound(ObjectRef),
-    #[error("{0}: access denied")]
+    #[error("{0}: access denied (S3 also answers so for a missing object when the caller may not list its bucket)")]
     AccessDenied(ObjectRef),
     #[error("{obj}: {op} failed: {msg}")]
     Other {

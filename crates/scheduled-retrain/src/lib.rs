@@ -352,6 +352,32 @@ async fn get_listed(
     }
 }
 
+/// Whether an object exists, asked with a listing: without `s3:ListBucket` on a key, S3 answers a
+/// GET or HEAD of a missing object with 403, not 404, and the function's policy grants listing only
+/// on the prefixes it reads.
+async fn exists(store: &impl ObjectLister, obj: &ObjectRef) -> Result<bool, StoreError> {
+    Ok(store
+        .list(&obj.bucket, &obj.key)
+        .await?
+        .iter()
+        .any(|k| k == &obj.key))
+}
+
+/// The object's body if it exists (see [`exists`]); a GET error of a listed object is returned.
+async fn get_if_listed<S: ObjectStore + ObjectLister>(
+    store: &S,
+    obj: &ObjectRef,
+) -> Result<Option<Result<ipsight_aws::ObjectBody, StoreError>>, StoreError> {
+    if !exists(store, obj).await? {
+        return Ok(None);
+    }
+    Ok(Some(match store.get(obj).await {
+        // Deleted between the listing and the GET: as if never there.
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        other => other,
+    }))
+}
+
 /// `20261122T215051Z`: sorts by time, no characters that need escaping in a key or a job name.
 pub fn stamp(now_ms: i64) -> String {
     let t = ipsight_formats::ocsf::format_time_ms(now_ms.div_euclid(1000) * 1000);
@@ -470,10 +496,10 @@ pub async fn run<S: ObjectStore + ObjectLister>(
 
     // The serving model: missing is a first run; unreadable is reported and replaced (an
     // unreadable model already stops every cold start, so keeping it helps nobody).
-    let (current, current_problem, current_exists) = match store.get(&cfg.model).await {
-        Err(StoreError::NotFound(_)) => (None, None, false),
-        Err(e) => return Err(e.into()),
-        Ok(body) => {
+    let (current, current_problem, current_exists) = match get_if_listed(store, &cfg.model).await? {
+        None => (None, None, false),
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(body)) => {
             let loaded = tokio::task::spawn_blocking(move || {
                 let mut r = std::io::BufReader::with_capacity(
                     1 << 16,
@@ -591,9 +617,8 @@ pub async fn run<S: ObjectStore + ObjectLister>(
                 &cfg.model.bucket,
                 key_of(&metrics_path(Path::new(&previous.key))),
             );
-            match store.copy(&serving_metrics, &previous_metrics).await {
-                Ok(()) | Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+            if exists(store, &serving_metrics).await? {
+                store.copy(&serving_metrics, &previous_metrics).await?;
             }
         }
         // Metrics before the model: a reader that sees the new model finds its metrics.

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ipsight_formats::labels::{epoch_seconds, LabelSet};
-use ipsight_model::{IpEncoderLayout, TrainEvent};
+use ipsight_model::TrainEvent;
 use ipsight_retrain::{retrain_files, RetrainError, RetrainFiles, RetrainOptions};
 
-use super::train::SageMakerHyperparameters;
+use super::train::{IpsightTrainOptions, SageMakerHyperparameters};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,27 +43,8 @@ pub struct Args {
     #[command(flatten)]
     hyper: Box<SageMakerHyperparameters>,
 
-    /// [ipsight] what the tuples' entities are, recorded in the model (principal,
-    /// principal+event_source, user_agent_family, arn, instance_id; as the preparer's --entity)
-    #[arg(
-        long,
-        env = "ENTITY",
-        default_value = "principal",
-        help_heading = "ipsight options"
-    )]
-    entity: ipsight_formats::EntityKind,
-    /// [ipsight] random seed (with --threads 1 a run is reproducible)
-    #[arg(long, help_heading = "ipsight options")]
-    seed: Option<u64>,
-    /// [ipsight] worker threads (default: all cores)
-    #[arg(long, help_heading = "ipsight options")]
-    threads: Option<usize>,
-    /// [ipsight] hash buckets for /24 prefixes
-    #[arg(long = "prefix24-buckets", help_heading = "ipsight options")]
-    prefix24_buckets: Option<u32>,
-    /// [ipsight] hash buckets for whole addresses
-    #[arg(long = "address-buckets", help_heading = "ipsight options")]
-    address_buckets: Option<u32>,
+    #[command(flatten)]
+    ipsight: IpsightTrainOptions,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -78,16 +59,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     opts.false_positive_repeat = a.false_positive_repeat;
     opts.auc_tolerance = a.auc_tolerance;
     opts.alert_min_percentile = a.alert_min_percentile;
-    opts.train.threads = a.threads;
-    opts.train.entity = Some(a.entity.as_str().to_owned());
-    if let Some(s) = a.seed {
-        opts.train.seed = s;
-    }
-    let d = IpEncoderLayout::default();
-    opts.train.layout = IpEncoderLayout {
-        prefix24_buckets: a.prefix24_buckets.unwrap_or(d.prefix24_buckets),
-        address_buckets: a.address_buckets.unwrap_or(d.address_buckets),
-    };
+    opts.train = a.ipsight.to_train_options()?;
     let labels = match &a.labels {
         Some(l) => super::label::load(l)?,
         None => LabelSet::default(),

@@ -29,35 +29,8 @@ pub struct Args {
     #[command(flatten)]
     hyper: Box<SageMakerHyperparameters>,
 
-    /// [ipsight] what the tuples' entities are, recorded in the model (principal,
-    /// principal+event_source, user_agent_family, arn, instance_id; as the preparer's --entity)
-    #[arg(
-        long,
-        env = "ENTITY",
-        default_value = "principal",
-        help_heading = "ipsight options"
-    )]
-    entity: ipsight_formats::EntityKind,
-    /// [ipsight] random seed (with --threads 1 a run is reproducible)
-    #[arg(long, help_heading = "ipsight options")]
-    seed: Option<u64>,
-    /// [ipsight] worker threads (default: all cores)
-    #[arg(long, help_heading = "ipsight options")]
-    threads: Option<usize>,
-    /// [ipsight] hash buckets for /24 prefixes
-    #[arg(
-        long = "prefix24-buckets",
-        alias = "prefix24_buckets",
-        help_heading = "ipsight options"
-    )]
-    prefix24_buckets: Option<u32>,
-    /// [ipsight] hash buckets for whole addresses
-    #[arg(
-        long = "address-buckets",
-        alias = "address_buckets",
-        help_heading = "ipsight options"
-    )]
-    address_buckets: Option<u32>,
+    #[command(flatten)]
+    ipsight: IpsightTrainOptions,
 }
 
 /// SageMaker IP Insights hyperparameters, by their SageMaker names (dashes or underscores). Kept as
@@ -195,22 +168,61 @@ impl SageMakerHyperparameters {
     }
 }
 
+/// ipsight's own training knobs (none of them exist in SageMaker), shared by `train` and `retrain`.
+#[derive(clap::Args)]
+pub(crate) struct IpsightTrainOptions {
+    /// [ipsight] what the tuples' entities are, recorded in the model (principal,
+    /// principal+event_source, user_agent_family, arn, instance_id; as the preparer's --entity)
+    #[arg(
+        long,
+        env = "ENTITY",
+        default_value = "principal",
+        help_heading = "ipsight options"
+    )]
+    entity: ipsight_formats::EntityKind,
+    /// [ipsight] random seed (with --threads 1 a run is reproducible)
+    #[arg(long, help_heading = "ipsight options")]
+    seed: Option<u64>,
+    /// [ipsight] worker threads (default: all cores)
+    #[arg(long, help_heading = "ipsight options")]
+    threads: Option<usize>,
+    /// [ipsight] hash buckets for /24 prefixes
+    #[arg(
+        long = "prefix24-buckets",
+        alias = "prefix24_buckets",
+        help_heading = "ipsight options"
+    )]
+    prefix24_buckets: Option<u32>,
+    /// [ipsight] hash buckets for whole addresses
+    #[arg(
+        long = "address-buckets",
+        alias = "address_buckets",
+        help_heading = "ipsight options"
+    )]
+    address_buckets: Option<u32>,
+}
+
+impl IpsightTrainOptions {
+    pub(crate) fn to_train_options(&self) -> anyhow::Result<TrainOptions> {
+        let defaults = IpEncoderLayout::default();
+        let opts = TrainOptions {
+            threads: self.threads,
+            entity: Some(self.entity.as_str().to_owned()),
+            seed: self.seed.unwrap_or(TrainOptions::default().seed),
+            layout: IpEncoderLayout {
+                prefix24_buckets: self.prefix24_buckets.unwrap_or(defaults.prefix24_buckets),
+                address_buckets: self.address_buckets.unwrap_or(defaults.address_buckets),
+            },
+            ..TrainOptions::default()
+        };
+        opts.layout.validate()?;
+        Ok(opts)
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let hp = args.hyper.to_hyperparameters()?;
-    let mut opts = TrainOptions {
-        threads: args.threads,
-        entity: Some(args.entity.as_str().to_owned()),
-        ..TrainOptions::default()
-    };
-    if let Some(seed) = args.seed {
-        opts.seed = seed;
-    }
-    let defaults = IpEncoderLayout::default();
-    opts.layout = IpEncoderLayout {
-        prefix24_buckets: args.prefix24_buckets.unwrap_or(defaults.prefix24_buckets),
-        address_buckets: args.address_buckets.unwrap_or(defaults.address_buckets),
-    };
-    opts.layout.validate()?;
+    let opts = args.ipsight.to_train_options()?;
 
     let data = read(&args.train, args.skip_malformed, "train")?;
     let validation = args

@@ -17,13 +17,7 @@ fn bytes(m: &Model) -> Vec<u8> {
     v
 }
 
-fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-}
+use ipsight_testkit::vars as env;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {

@@ -25,13 +25,7 @@ fn tiny_model() -> Model {
     ipsight_testkit::tiny_model(ipsight_testkit::default_seed())
 }
 
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let owned: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k: &str| owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-}
+use ipsight_testkit::vars as env;
 
 fn sdk_conf(addr: SocketAddr) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()

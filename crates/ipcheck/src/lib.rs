@@ -1061,14 +1061,7 @@ pub fn scores_key(cfg: &Config, source_key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use ipsight_testkit::vars as env;
 
     #[test]
     fn config() {

@@ -268,14 +268,7 @@ async fn process_all(
 mod tests {
     use super::*;
 
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use ipsight_testkit::vars as env;
 
     #[test]
     fn config_refuses_self_trigger() {

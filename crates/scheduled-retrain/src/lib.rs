@@ -660,13 +660,7 @@ pub async fn run<S: ObjectStore + ObjectLister>(
 mod tests {
     use super::*;
 
-    fn vars(v: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let v: Vec<(String, String)> = v
-            .iter()
-            .map(|(k, x)| (k.to_string(), x.to_string()))
-            .collect();
-        move |k| v.iter().find(|(n, _)| n == k).map(|(_, x)| x.clone())
-    }
+    use ipsight_testkit::vars;
 
     const HP: &str = r#"{"num_entity_vectors": "20000", "vector_dim": 128, "epochs": 5}"#;
 

@@ -199,3 +199,13 @@ pub fn tiny_model(seed: u64) -> ipsight_model::Model {
 pub fn default_seed() -> u64 {
     ipsight_model::TrainOptions::default().seed
 }
+
+/// An environment lookup over fixed pairs: what the `Config::from_lookup` / `from_vars` functions
+/// take in tests instead of the process environment.
+pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+}

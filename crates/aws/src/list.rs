@@ -97,17 +97,24 @@ impl ObjectLister for S3Store {
     }
 }
 
-fn file_info(key: String, m: &std::fs::Metadata) -> ObjectInfo {
-    let mtime = m
-        .modified()
+fn mtime(m: &std::fs::Metadata) -> std::time::Duration {
+    m.modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A file's stand-in for an ETag: size and modification time in nanoseconds.
+pub(crate) fn file_version_tag(m: &std::fs::Metadata) -> String {
+    format!("{}-{}", m.len(), mtime(m).as_nanos())
+}
+
+fn file_info(key: String, m: &std::fs::Metadata) -> ObjectInfo {
     ObjectInfo {
         key,
         size: m.len(),
-        last_modified_ms: i64::try_from(mtime.as_millis()).unwrap_or(i64::MAX),
-        version_tag: format!("{}-{}", m.len(), mtime.as_nanos()),
+        last_modified_ms: i64::try_from(mtime(m).as_millis()).unwrap_or(i64::MAX),
+        version_tag: file_version_tag(m),
     }
 }
 

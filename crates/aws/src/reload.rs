@@ -69,17 +69,19 @@ impl<S> ReloadingScorer<S> {
 }
 
 impl<S: ObjectStore + ObjectLister> ReloadingScorer<S> {
-    /// Loads the model now (cold start: a missing or bad model is a configuration error).
+    /// Loads the model now (cold start: a missing or bad model is a configuration error). One GET:
+    /// the version tag comes with the body, so it is exactly the version loaded.
     pub async fn load(store: S, obj: ObjectRef, every: Duration) -> Result<Self, ScorerInitError> {
-        let info = store.head(&obj).await?;
-        let scorer = EmbeddedScorer::from_store(&store, &obj).await?;
+        let body = store.get(&obj).await?;
+        let version_tag = body.version_tag.clone().unwrap_or_default();
+        let scorer = EmbeddedScorer::from_body(body, &obj).await?;
         Ok(Self {
             store,
             obj,
             every,
             current: RwLock::new(Arc::new(Current {
                 scorer,
-                version_tag: info.version_tag,
+                version_tag,
             })),
             checked: Mutex::new(Instant::now()),
         })
@@ -101,7 +103,10 @@ impl<S: ObjectStore + ObjectLister> ReloadingScorer<S> {
         if info.version_tag == self.version_tag() {
             return Ok(false);
         }
-        let scorer = EmbeddedScorer::from_store(&self.store, &self.obj).await?;
+        // The tag stored is the GET's, not the HEAD's: the object may change between the two.
+        let body = self.store.get(&self.obj).await?;
+        let new_tag = body.version_tag.clone().unwrap_or(info.version_tag);
+        let scorer = EmbeddedScorer::from_body(body, &self.obj).await?;
         // A model of another entity definition would make every pair a stranger: keep serving
         // the current one until the function is redeployed with the new ENTITY.
         let (new_def, old_def) = (
@@ -118,12 +123,12 @@ impl<S: ObjectStore + ObjectLister> ReloadingScorer<S> {
         let previous = self.version_tag();
         *self.current.write().expect("not poisoned") = Arc::new(Current {
             scorer,
-            version_tag: info.version_tag.clone(),
+            version_tag: new_tag.clone(),
         });
         println!(
             "{}",
             json!({"event": "model_reloaded", "model": self.obj.to_string(),
-                   "previous_version": previous, "version": info.version_tag})
+                   "previous_version": previous, "version": new_tag})
         );
         Ok(true)
     }

@@ -9,7 +9,7 @@ use ipsight_model::{Calibration, Model, ModelError};
 
 use crate::reload::ReloadingScorer;
 use crate::scorer::{Pair, Score, ScoreError, Scorer};
-use crate::store::{ObjectRef, ObjectStore, StoreError};
+use crate::store::{ObjectBody, ObjectRef, ObjectStore, StoreError};
 
 /// Why a scorer could not be built (cold-start configuration errors: fail fast).
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,11 @@ impl EmbeddedScorer {
         store: &impl ObjectStore,
         obj: &ObjectRef,
     ) -> Result<Self, ScorerInitError> {
-        let body = store.get(obj).await?;
+        Self::from_body(store.get(obj).await?, obj).await
+    }
+
+    /// Loads a model from a body already fetched (its version tag read by the caller).
+    pub async fn from_body(body: ObjectBody, obj: &ObjectRef) -> Result<Self, ScorerInitError> {
         let location = obj.to_string();
         let model = tokio::task::spawn_blocking(move || {
             let mut r = std::io::BufReader::with_capacity(

@@ -33,6 +33,8 @@ impl fmt::Display for ObjectRef {
 pub struct ObjectBody {
     pub reader: Pin<Box<dyn AsyncRead + Send>>,
     pub size: Option<u64>,
+    /// The version of the object this body is (S3: its ETag), as [`crate::ObjectInfo::version_tag`].
+    pub version_tag: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,9 +140,11 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| sdk_err(obj, "GetObject", e))?;
         let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let version_tag = out.e_tag().map(str::to_owned);
         Ok(ObjectBody {
             reader: Box::pin(out.body.into_async_read()),
             size,
+            version_tag,
         })
     }
 
@@ -287,10 +291,11 @@ impl ObjectStore for DirStore {
                     msg: e.to_string(),
                 },
             })?;
-        let size = f.metadata().await.ok().map(|m| m.len());
+        let meta = f.metadata().await.ok();
         Ok(ObjectBody {
             reader: Box::pin(f),
-            size,
+            size: meta.as_ref().map(|m| m.len()),
+            version_tag: meta.as_ref().map(crate::list::file_version_tag),
         })
     }
 

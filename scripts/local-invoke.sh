@@ -22,8 +22,10 @@ DATA_BUCKET=ipsight-local-data
 GUARDDUTY_BUCKET=ipsight-local-guardduty
 LAKE_BUCKET=aws-security-data-lake-local
 MODEL_KEY=models/current/model.ipsm
-# The Security Lake sample uploaded under the key events/ipcheck/sqs-security-lake.json points at.
-LAKE_SAMPLE="${LAKE_SAMPLE:-/work/shared/data/real/aws-security-lake-ocsf-validation/samples/1.0.0-rc.2/CLOUD_TRAIL/api_activity(general CT events)/DescribeDirectConnectGateways.test.gz.parquet}"
+# The Security Lake object uploaded under the key events/ipcheck/sqs-security-lake.json points at:
+# LAKE_SAMPLE if set (any OCSF Parquet file, e.g. one of Security Lake's published samples), else one
+# we write (crates/testkit/examples/security_lake_object.rs) after the build.
+LAKE_SAMPLE="${LAKE_SAMPLE:-}"
 # Time bounds (seconds).
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-2400}
 INVOKE_TIMEOUT=${INVOKE_TIMEOUT:-600}
@@ -232,6 +234,42 @@ def check_prepare(name):
     with open(os.path.join(TMP, "train.csv"), "wb") as f:
         f.write(body)
 
+def make_batch_operations(schema, out):
+    """The documented S3 Batch Operations invocation of `schema`, its task pointed at the synthetic
+    trail object uploaded under the task's key (URL-encoded in the invocation, as S3 sends it)."""
+    from urllib.parse import unquote_plus
+    ev = event(f"prepare-cloudtrail/s3-batch-operations-{schema}.json")
+    task = ev["tasks"][0]
+    key = unquote_plus(task["s3Key"])
+    if schema == "1.0":
+        task["s3BucketArn"] = f"arn:aws:s3:::{TRAIL}"
+    else:
+        task["s3Bucket"] = TRAIL
+    [(bucket, src)] = s3_objects(event("prepare-cloudtrail/s3-put.json"))
+    s3.copy_object(Bucket=TRAIL, Key=key, CopySource={"Bucket": bucket, "Key": src})
+    with open(out, "w") as f:
+        json.dump(ev, f)
+    check(True, f"batch operations {schema}: task object s3://{TRAIL}/{key}")
+
+def check_batch_operations(name):
+    from urllib.parse import unquote_plus
+    schema = name.rsplit("-", 1)[1]
+    r = response(name)
+    ev = event(f"prepare-cloudtrail/s3-batch-operations-{schema}.json")
+    results = r.get("results") or [{}]
+    check(r.get("invocationSchemaVersion") == schema and r.get("invocationId") == ev["invocationId"]
+          and len(results) == 1 and results[0].get("taskId") == ev["tasks"][0]["taskId"]
+          and results[0].get("resultCode") == "Succeeded",
+          f"{name}: one result, Succeeded, for the task", r)
+    key = unquote_plus(ev["tasks"][0]["s3Key"])
+    out_key = "train/cloudtrail/" + key[: -len(".json.gz")] + ".csv"
+    body = get(DATA, out_key)
+    with open(os.path.join(TMP, "expected-cloudtrail.csv")) as f:
+        expected = f.read().splitlines()
+    got = sorted(body.decode().splitlines()) if body is not None else None
+    check(got == expected, f"{name}: s3://{DATA}/{out_key} has the {len(expected)} expected tuples",
+          f"got {None if got is None else len(got)}")
+
 def check_extract(name):
     r = response(name)
     check("errorType" not in r and "unparsed" not in r, f"{name}: invocation succeeded", r)
@@ -349,17 +387,22 @@ def seed_retrain():
 def check_retrain(name):
     r = response(name)
     rep = r.get("report", {})
-    check(r.get("action") in ("promoted", "not_promoted") and r.get("holdout_objects", 0) >= 1,
+    src = r.get("source", {})
+    held = src.get("holdout_objects", 0) + len(src.get("holdout_days", []))
+    check(r.get("action") in ("promoted", "not_promoted") and held >= 1,
           f"{name}: trained, judged on held-back objects, decided: {r.get('decision')}", r)
     cand = (rep.get("candidate_path") or "").removeprefix(f"s3://{DATA}/")
     cand_body = get(DATA, cand) if cand else None
-    check(cand_body is not None and get(DATA, cand + ".metrics.json") is not None,
-          f"{name}: candidate and its metrics kept at {cand}")
+    side = cand.rsplit(".", 1)[0] + ".ipsb"
+    check(cand_body is not None and get(DATA, cand + ".metrics.json") is not None
+          and get(DATA, side) is not None,
+          f"{name}: candidate, its baseline sidecar and its metrics kept at {cand}")
     before = open(os.path.join(TMP, "model-before"), "rb").read()
     now = get(DATA, "models/current/model.ipsm")
     if r.get("action") == "promoted":
-        check(now == cand_body and get(DATA, "models/previous/model.ipsm") == before,
-              f"{name}: promoted: serving = candidate, previous = the replaced model")
+        check(now == cand_body and get(DATA, "models/previous/model.ipsm") == before
+              and get(DATA, "models/current/model.ipsb") == get(DATA, side),
+              f"{name}: promoted: serving = candidate (model and sidecar), previous = the replaced model")
     else:
         check(now == before, f"{name}: not promoted: serving model unchanged")
 
@@ -396,6 +439,11 @@ build() {
     >"$TMP/build.log" 2>&1 || { tail -30 "$TMP/build.log"; return 1; }
 }
 must "cargo build of the CLI and the five functions" build
+if [ -z "$LAKE_SAMPLE" ]; then
+  LAKE_SAMPLE="$TMP/security-lake-cloudtrail.gz.parquet"
+  lake_object() { timeout "$BUILD_TIMEOUT" cargo run -q -p ipsight-testkit --example security_lake_object -- "$LAKE_SAMPLE" >"$TMP/lake-object.log" 2>&1; }
+  must "Security Lake object written ($LAKE_SAMPLE)" lake_object
+fi
 ipsight() { timeout "$INVOKE_TIMEOUT" cargo run -q -p ipsight-cli -- "$@" 2>>"$TMP/ipsight.log"; }
 
 # ---------------------------------------------------------------- 3. fixtures
@@ -451,6 +499,13 @@ invoke() {
 for ev in s3-put sqs-s3 eventbridge-object-created; do
   invoke prepare-cloudtrail "$REPO/events/prepare-cloudtrail/$ev.json" "prepare-cloudtrail.$ev"
   li check-prepare "prepare-cloudtrail.$ev"
+done
+
+# Backfill: S3 Batch Operations invoke the same function once per task (schema 1.0 and 2.0).
+for schema in 1.0 2.0; do
+  li make-batch-operations "$schema" "$TMP/s3-batch-operations-$schema.json"
+  invoke prepare-cloudtrail "$TMP/s3-batch-operations-$schema.json" "prepare-cloudtrail.s3-batch-operations-$schema"
+  li check-batch-operations "prepare-cloudtrail.s3-batch-operations-$schema"
 done
 
 # Train on the preparer's output (tiny settings) and put the model where ipcheck's MODEL_URI points.

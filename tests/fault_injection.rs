@@ -7,17 +7,16 @@
 //! affected SQS messages as failed and writes nothing for them; re-driving those messages once the
 //! fault is gone then yields exactly the clean outputs. Loopback only; every loop is bounded.
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flate2::{write::GzEncoder, Compression};
 use ipcheck::alerts::NoAlerts;
 use ipsight_aws::scorers::{SageMakerOptions, SageMakerScorer};
 use ipsight_aws::S3Store;
 use ipsight_model::{train, Hyperparameters, IpEncoderLayout, Model, TrainOptions, TrainingData};
+use ipsight_testkit::events::{gz, sqs};
 use ipsight_testkit::S3Server;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -229,20 +228,10 @@ async fn one_request(
 // ---------------------------------------------------------------------------------------------
 // Shared helpers.
 
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 fn notification(bucket: &str, key: &str) -> String {
     json!({"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put",
         "s3":{"bucket":{"name":bucket},"object":{"key":key,"size":100}}}]})
     .to_string()
-}
-
-fn sqs(messages: &[(String, String)]) -> Value {
-    json!({"Records": messages.iter().map(|(id, body)| json!({"messageId": id, "eventSource": "aws:sqs", "body": body})).collect::<Vec<_>>()})
 }
 
 fn failures(resp: &Value) -> Vec<String> {
@@ -522,6 +511,7 @@ fn model() -> Arc<Model> {
         layout: IpEncoderLayout {
             prefix24_buckets: 128,
             address_buckets: 128,
+            ipv6_buckets: 64,
         },
         ..TrainOptions::default()
     };

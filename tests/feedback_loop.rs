@@ -6,11 +6,13 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use ipsight_aws::{EmbeddedScorer, ObjectRef, ObjectStore, S3Store};
+use ipsight_aws::S3Store;
+use ipsight_core::labels::{Label, LabelSet, Verdict};
 use ipsight_formats::guardduty::{FindingPair, FindingRecord};
-use ipsight_formats::labels::{object_key, Label, LabelSet, Verdict};
 use ipsight_model::{Hyperparameters, Model};
-use ipsight_retrain::{retrain_files, RetrainError, RetrainFiles, RetrainOptions};
+use ipsight_ports::object_key;
+use ipsight_ports::{EmbeddedScorer, ObjectRef, ObjectStore};
+use ipsight_retrain::{retrain_files, RetrainFiles, RetrainOptions};
 use ipsight_synth::{SynthConfig, World};
 use ipsight_testkit::S3Server;
 use serde_json::{json, Value};
@@ -20,22 +22,21 @@ const ALERT_MIN_PERCENTILE: f64 = 99.0;
 /// An analyst's false-positive decision on the pair, written as `ipsight label add` writes it: one
 /// object under `labels/`.
 async fn false_positive_label(store: &S3Store, bucket: &str, entity: &str, ip: Ipv4Addr) -> Label {
-    let label = Label {
+    let label = ipsight_formats::labels::validated(Label {
         entity: entity.to_owned(),
-        ip: Some(ip),
+        ip: Some(ip.into()),
         cidr: None,
         verdict: Verdict::FalsePositive,
         who: "alice@example.com".into(),
         when: "2026-01-19T10:00:00Z".into(),
         why: "new home ISP, confirmed with the user".into(),
         expires: None,
-    }
-    .validated()
+    })
     .unwrap();
     store
         .put_bytes(
             &ObjectRef::new(bucket, object_key("labels/", &label)),
-            format!("{}\n", label.to_line()).into(),
+            format!("{}\n", ipsight_formats::labels::to_line(&label)).into(),
             "application/x-ndjson",
         )
         .await
@@ -56,6 +57,11 @@ fn options() -> RetrainOptions {
     // Labels decided on 2026-01-20 apply.
     let mut o = RetrainOptions::new(hp, 1_768_953_600);
     o.train.threads = Some(1);
+    // This world is small: ~600 held-back pairs give an AUC near 0.98 a standard error of about
+    // 0.006, more than the default tolerance, so two equally good candidates differ by that much
+    // (measured: 0.9812 vs 0.9895 for the same recipe plus one label). A worse model (random pairs)
+    // is ~0.5 and still refused.
+    o.auc_tolerance = 0.02;
     o
 }
 
@@ -81,7 +87,7 @@ async fn ipcheck_line(
     s3: &S3Server,
     store: &S3Store,
     cfg: &ipcheck::Config,
-    scorer: &impl ipsight_aws::Scorer,
+    scorer: &impl ipsight_ports::Scorer,
     bucket: &str,
     key: &str,
     entity: &str,
@@ -142,6 +148,7 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
         &opts,
         &mut |_| {},
     )
+    .await
     .unwrap();
     assert!(first.promote && first.candidate.auc > 0.9, "{first:#?}");
 
@@ -218,6 +225,7 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
             ip: new_home,
             action: "AWS_API_CALL".into(),
             country: None,
+            network: None,
         }],
         ipv6: vec![],
         entity_kind: Default::default(),
@@ -271,6 +279,7 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
         &opts,
         &mut |_| {},
     )
+    .await
     .unwrap();
     assert!(second.promote, "{second:#?}");
     assert_eq!(second.false_positive_pairs, 1);
@@ -280,6 +289,18 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
     );
     assert!(p("models/previous/model.ipsm").exists());
     assert!(p("models/candidates/m2.ipsm.metrics.json").exists());
+    // Model and sidecar are promoted together, and kept together as previous.
+    for f in [
+        "models/current/model.ipsb",
+        "models/previous/model.ipsb",
+        "models/candidates/m2.ipsb",
+    ] {
+        assert!(p(f).exists(), "{f}");
+    }
+    assert_eq!(
+        std::fs::read(p("models/current/model.ipsb")).unwrap(),
+        std::fs::read(p("models/candidates/m2.ipsb")).unwrap()
+    );
 
     let scorer = EmbeddedScorer::new(Arc::new(Model::load(&serving).unwrap()));
     // Without any label configured: the score alone no longer alerts.
@@ -302,7 +323,8 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
     assert!(line.get("label").is_none());
     eprintln!("new home pair: unusual percentile {before_pct:.2} → {after_pct:.2}");
 
-    // 6. A worse model (one epoch on random pairs) is refused; the serving model is untouched.
+    // 6. A worse model (one epoch on random pairs) is refused — a normal outcome, reported, not an
+    //    error; the serving model and its sidecar are untouched.
     let served = std::fs::read(&serving).unwrap();
     let mut junk = String::new();
     let mut x: u32 = 12345;
@@ -313,7 +335,8 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
     std::fs::write(p("junk.csv"), junk).unwrap();
     let mut bad = options();
     bad.hyper.epochs = 1;
-    let e = retrain_files(
+    let served_sidecar = std::fs::read(p("models/current/model.ipsb")).unwrap();
+    let r = retrain_files(
         &RetrainFiles {
             train: &p("junk.csv"),
             holdout: &p("holdout.csv"),
@@ -324,10 +347,17 @@ async fn false_positive_label_suppresses_then_retraining_learns_it() {
         &bad,
         &mut |_| {},
     )
-    .unwrap_err();
-    assert!(matches!(e, RetrainError::Refused { .. }), "{e}");
-    eprintln!("{e}");
+    .await
+    .unwrap();
+    assert!(!r.promote, "{r:#?}");
+    assert!(r.decision.starts_with("not promoted"), "{}", r.decision);
+    assert!(r.promoted_to.is_none() && r.previous_kept_at.is_none());
+    eprintln!("{}", r.decision);
     assert_eq!(std::fs::read(&serving).unwrap(), served);
+    assert_eq!(
+        std::fs::read(p("models/current/model.ipsb")).unwrap(),
+        served_sidecar
+    );
     let m: Value = serde_json::from_slice(
         &std::fs::read(p("models/candidates/bad.ipsm.metrics.json")).unwrap(),
     )
@@ -345,6 +375,8 @@ fn retrain_vars(bucket: &str, train: &str, extra: &[(&str, &str)]) -> scheduled_
         ),
         ("LABELS_PREFIX".into(), "labels/".into()),
         ("TRAIN_THREADS".into(), "1".into()),
+        // As in `options()`: this small world's AUC noise exceeds the default tolerance.
+        ("AUC_TOLERANCE".into(), "0.02".into()),
         (
             "HYPERPARAMETERS".into(),
             json!({"num_entity_vectors": 4000, "vector_dim": 32, "epochs": 6,
@@ -409,9 +441,10 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
         .await
         .unwrap();
     assert_eq!(out["action"], "promoted", "{out:#}");
-    assert_eq!(out["training_objects"], 12);
-    assert_eq!(out["holdout_objects"], 2);
-    assert_eq!(out["ignored_objects"], 1);
+    assert_eq!(out["source"]["kind"], "tuples");
+    assert_eq!(out["source"]["training_objects"], 12);
+    assert_eq!(out["source"]["holdout_objects"], 2);
+    assert_eq!(out["source"]["ignored_objects"], 1);
     assert!(
         out["report"]["candidate"]["auc"].as_f64().unwrap() > 0.9,
         "{out:#}"
@@ -420,6 +453,13 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
     let first_model = s3.get(&bucket, "models/current/model.ipsm").await.unwrap();
     let cand = "models/candidates/20260121T000000Z-model.ipsm";
     assert_eq!(s3.get(&bucket, cand).await.unwrap(), first_model);
+    // The sidecar is promoted with the model.
+    assert_eq!(
+        s3.get(&bucket, "models/candidates/20260121T000000Z-model.ipsb")
+            .await
+            .unwrap(),
+        s3.get(&bucket, "models/current/model.ipsb").await.unwrap()
+    );
     let m: Value = serde_json::from_slice(
         &s3.get(&bucket, "models/current/model.ipsm.metrics.json")
             .await
@@ -429,7 +469,7 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
     assert_eq!(m["report"]["promote"], true);
 
     // ipcheck's scorer, built as its Lambda builds it at cold start (checking every call here).
-    let scorer = ipsight_aws::ReloadingScorer::load(
+    let scorer = ipsight_ports::ReloadingScorer::load(
         S3Store::from_conf(&s3.sdk_config()),
         ObjectRef::new(&bucket, "models/current/model.ipsm"),
         std::time::Duration::ZERO,
@@ -477,6 +517,12 @@ async fn scheduled_retrain_on_s3_promotes_and_a_warm_scorer_follows() {
         .get(&bucket, "models/previous/model.ipsm.metrics.json")
         .await
         .is_some());
+    assert!(s3
+        .get(&bucket, "models/previous/model.ipsb")
+        .await
+        .is_some());
+    // The second run judged the serving detector on its combined score too (its sidecar matched).
+    assert_eq!(out["report"]["current"]["scored_by"], "combined", "{out:#}");
 
     // The warm scorer follows the promotion: the pair now scores normal without any label.
     let line = check().await;

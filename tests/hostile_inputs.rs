@@ -189,7 +189,7 @@ fn gzip_bomb_is_stopped_at_the_uncompressed_cap_in_bounded_memory() {
         ..Default::default()
     };
     let (r, peak) = peak_of(|| {
-        ocsf::read_json_lines(
+        ocsf::read_json(
             Cursor::new(&bomb_lines),
             &OcsfMapping::default(),
             &lim,
@@ -245,7 +245,7 @@ fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
         assert!(
             guardduty::extract_all(Cursor::new(deep.as_bytes()), &ReadOptions::default()).is_err()
         );
-        assert!(ocsf::read_json_lines(
+        assert!(ocsf::read_json(
             Cursor::new(deep.as_bytes()),
             &OcsfMapping::default(),
             &JsonLimits::default(),
@@ -303,7 +303,7 @@ fn a_100_mb_record_is_rejected_by_the_record_cap_in_bounded_memory() {
     );
     assert!(peak < 32 * MIB, "peak {} MiB", peak / MIB);
     let (r, peak) = peak_of(|| {
-        ocsf::read_json_lines(
+        ocsf::read_json(
             line(),
             &OcsfMapping::default(),
             &JsonLimits::default(),
@@ -448,6 +448,39 @@ fn odd_ip_text_is_classified_as_documented() {
         wire::parse_request(b"e,1.2.3.4", ContentType::Csv).unwrap()[0].ip,
         Ipv4Addr::new(1, 2, 3, 4)
     );
+
+    // IPv6 text through the CloudTrail path with IPv6 kept: canonical RFC 5952 text or counted
+    // as invalid, never a tuple holding a zone, brackets or an over-long group.
+    let recs: Vec<Value> = [
+        "2001:DB8:0000::0001",
+        "fe80::1%eth0",
+        "[2001:db8::1]",
+        ":::",
+        "2001:db8:00000::1",
+        "2001:db8:1:2:3:4:5:6:7",
+        "::1.2.3.4",
+        "64:ff9b::1.2.3.4",
+        "ff02::1",
+        "::",
+    ]
+    .iter()
+    .map(|ip| record("AIDA1", ip))
+    .collect();
+    let mut out = Vec::new();
+    let s = prepare_cloudtrail(
+        Cursor::new(trail(&recs)),
+        &mut out,
+        &PrepareOptions {
+            ipv6: ipsight_formats::Ipv6Tuples::Keep,
+            ..PrepareOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "AIDA1,2001:db8::1\nAIDA1,::102:304\nAIDA1,64:ff9b::102:304\n"
+    );
+    assert_eq!((s.tuples, s.ipv6_tuples, s.invalid_ip), (3, 3, 7));
 }
 
 // ---------------------------------------------------------------------------------------------

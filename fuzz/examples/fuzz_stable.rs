@@ -244,6 +244,35 @@ fn run_one(idx: usize, input: &[u8]) -> Result<Duration, String> {
     }
 }
 
+/// Third-party public samples are not in the repository (it holds only what the project wrote):
+/// where they are present (`IPSIGHT_REAL_DATA`, else `../shared/data/real` beside the clone, as for
+/// the tests) they join the seed corpus of the target that reads their shape.
+fn real_samples(name: &str) -> Vec<Vec<u8>> {
+    let sub = match name {
+        "cloudtrail" => "stratus-red-team",
+        "guardduty" => "guardduty",
+        "notification" => "aws-event-fixtures",
+        _ => return Vec::new(),
+    };
+    let root = std::env::var_os("IPSIGHT_REAL_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real"));
+    let dir = root.join(sub);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: real {name} samples ({} not found)", dir.display());
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    let samples: Vec<Vec<u8>> = files
+        .into_iter()
+        .filter(|p| p.metadata().is_ok_and(|m| m.is_file() && m.len() <= 1 << 20))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    eprintln!("{name}: {} real samples from {}", samples.len(), dir.display());
+    samples
+}
+
 fn fuzz(idx: usize, budget: Duration, seed: u64) -> bool {
     let name = ipsight_fuzz::TARGETS[idx].0;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -259,6 +288,7 @@ fn fuzz(idx: usize, budget: Duration, seed: u64) -> bool {
                 .collect()
         })
         .unwrap_or_default();
+    corpus.extend(real_samples(name));
     if corpus.is_empty() {
         corpus.push(Vec::new());
     }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use ipsight_formats::cloudtrail::{for_each_record, prepare_cloudtrail, PrepareOptions};
 use ipsight_formats::guardduty::{self, ReadOptions};
 use ipsight_formats::ocsf::{self, JsonLimits, OcsfMapping};
-use ipsight_formats::{classify_ip, notify, tuples, IpClass};
+use ipsight_formats::{classify_ip, notify, tuples};
 use ipsight_model::wire::{self, Accept, ContentType};
 use ipsight_model::Model;
 
@@ -102,8 +102,20 @@ pub fn guardduty(data: &[u8]) {
     let opts = ReadOptions {
         max_uncompressed_bytes: 1 << 20,
         max_line_bytes: 64 << 10,
+        ..ReadOptions::default()
     };
     if let Ok((records, stats)) = guardduty::extract_all(Cursor::new(data), &opts) {
+        assert_eq!(
+            stats.records
+                + stats.no_id
+                + stats.no_principal
+                + stats.no_remote_ip
+                + stats.other_product
+                + stats.unreadable,
+            stats.findings,
+            "every finding lands in exactly one bucket"
+        );
+        assert_eq!(stats.records, records.len() as u64);
         let pairs: usize = records.iter().map(|r| r.pairs.len()).sum();
         let csv = records
             .iter()
@@ -119,14 +131,13 @@ pub fn guardduty(data: &[u8]) {
             }
         }
         let _ = guardduty::keep_latest(records);
-        let _ = stats;
     }
     if let Ok(v) = serde_json::from_slice(data) {
         let _ = guardduty::extract_value(v);
     }
 }
 
-/// OCSF JSON lines with the default (Security Lake blog) mapping.
+/// OCSF JSON (lines or one document) with the default (Security Lake blog) mapping.
 pub fn ocsf_json(data: &[u8]) {
     let limits = JsonLimits {
         max_uncompressed_bytes: 1 << 20,
@@ -134,7 +145,7 @@ pub fn ocsf_json(data: &[u8]) {
     };
     let m = OcsfMapping::default();
     let mut pairs = 0u64;
-    let _ = ocsf::read_json_lines(Cursor::new(data), &m, &limits, |p| {
+    let _ = ocsf::read_json(Cursor::new(data), &m, &limits, |p| {
         assert!(!p.entity.is_empty());
         pairs += 1;
     });
@@ -157,13 +168,20 @@ pub fn notification(data: &[u8]) {
 }
 
 /// Tuple CSV and IP text: the reader never panics, `classify_ip` agrees with itself on its own
-/// canonical output, and any entity written by `write_tuple` reads back unchanged.
+/// canonical output (IPv4 and IPv6: RFC 5952 text is a fixed point, never holds a zone, brackets
+/// or an IPv4-mapped address), the model's wire parser accepts exactly the addresses the tuple
+/// rule accepts in canonical form, and any entity written by `write_tuple` reads back unchanged.
 pub fn tuple_csv(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for line in text.lines() {
         if let Some((_, ip)) = tuples::split_tuple(line) {
-            if let IpClass::V4(a) = classify_ip(ip) {
-                assert_eq!(classify_ip(&a.to_string()), IpClass::V4(a));
+            let class = classify_ip(ip);
+            if let Some(a) = class.address() {
+                let canonical = a.to_string();
+                assert_eq!(classify_ip(&canonical), class, "{ip:?} -> {canonical}");
+                assert!(!canonical.contains(['%', '[', ']', ' ']), "{canonical}");
+                assert!(!canonical.starts_with("::ffff:"), "{canonical}");
+                assert_eq!(wire::parse_ip(&canonical), Ok(a), "{canonical}");
             }
         }
         let _ = wire::split_csv_pair(line).map(|(_, ip)| wire::parse_ip(ip));
@@ -188,7 +206,9 @@ pub fn sagemaker_request(data: &[u8]) {
         return;
     };
     let model = template_model();
-    let preds = wire::predict(model, &records, sel & 4 != 0);
+    // The template model has IPv6 rows: every parsed record, IPv4 or IPv6, is scored.
+    let preds =
+        wire::predict(model, &records, sel & 4 != 0).expect("the model scores both families");
     assert_eq!(preds.len(), records.len());
     for jsonlines in [false, true] {
         let out = wire::write_response(
@@ -257,6 +277,7 @@ pub fn template_model() -> &'static Model {
             layout: ipsight_model::IpEncoderLayout {
                 prefix24_buckets: 4,
                 address_buckets: 4,
+                ipv6_buckets: 4,
             },
             ..Default::default()
         };

@@ -12,8 +12,9 @@ use std::time::Instant;
 use aws_sdk_sagemakerruntime::config::{
     BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
 };
-use ipsight_aws::{EmbeddedScorer, Pair, SageMakerOptions, SageMakerScorer, Scorer};
+use ipsight_aws::{SageMakerOptions, SageMakerScorer};
 use ipsight_model::{train, Hyperparameters, Model, TrainOptions, TrainingData};
+use ipsight_ports::{EmbeddedScorer, Pair, Scorer};
 use ipsight_synth::{SynthConfig, World};
 
 fn arg(name: &str) -> Option<String> {
@@ -30,7 +31,10 @@ fn synth_pairs(n: usize) -> Vec<Pair> {
         .normal_pairs(0..30)
         .take(half)
         .chain(world.anomalous_pairs(n - half, 1))
-        .map(|(entity, ip)| Pair { entity, ip })
+        .map(|(entity, ip)| Pair {
+            entity,
+            ip: ip.into(),
+        })
         .collect()
 }
 

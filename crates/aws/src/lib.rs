@@ -1,23 +1,16 @@
-//! Adapters at the edge of ipsight: where objects come from and go to.
-//!
-//! The handlers take an [`ObjectStore`]; production passes [`S3Store`], the CLI and some tests pass
-//! [`DirStore`]. Bodies are streams, never whole objects in memory.
+//! The AWS adapters behind ipsight's ports (`ipsight-ports`): S3 as an object store and lister
+//! ([`S3Store`]), a SageMaker endpoint as a scorer ([`SageMakerScorer`], which also talks to
+//! `ipsight serve`), the scorer a Lambda is configured with ([`ScorerSettings`], [`AnyScorer`]),
+//! the triage inputs in S3, and **the configuration reader** ([`config::Env`]).
 
 pub mod config;
-pub mod emf;
-pub mod labels;
-pub mod list;
-pub mod reload;
-pub mod scorer;
+pub mod events;
+pub mod s3;
 pub mod scorers;
-pub mod store;
+pub mod triage;
 
-pub use labels::{load_labels, LabelLoadError, LabelSource};
-pub use list::{ObjectInfo, ObjectLister};
-pub use reload::ReloadingScorer;
-pub use scorer::{Pair, Score, ScoreError, Scorer};
+pub use s3::S3Store;
 pub use scorers::{
-    scorer_from_env, scorer_from_vars, AnyScorer, EmbeddedScorer, ModelLocation, SageMakerOptions,
-    SageMakerScorer, ScorerInitError, DEFAULT_MODEL_PATH,
+    scorer_from_env, scorer_from_vars, AnyScorer, ModelLocation, SageMakerOptions, SageMakerScorer,
+    ScorerSettings, DEFAULT_MODEL_PATH,
 };
-pub use store::{DirStore, ObjectBody, ObjectRef, ObjectStore, S3Store, StoreError};

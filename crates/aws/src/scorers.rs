@@ -1,129 +1,19 @@
-//! Scorer adapters: the embedded model ([`EmbeddedScorer`]), a SageMaker IP Insights endpoint
-//! ([`SageMakerScorer`], which also talks to `ipsight serve`), and [`scorer_from_env`] which picks
-//! one for a Lambda at cold start ([`AnyScorer`]).
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+//! The SageMaker IP Insights endpoint as a scorer ([`SageMakerScorer`], which also talks to
+//! `ipsight serve`), and [`scorer_from_env`] which picks a scorer for a Lambda at cold start
+//! ([`AnyScorer`]: the endpoint, or `ipsight-ports`' embedded or reloading model).
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use ipsight_model::{Calibration, Model, ModelError};
+use ipsight_model::{Calibration, Model, NewPrincipals};
+use ipsight_ports::baseline::{self, Baseline};
+use ipsight_ports::reload::{ReloadingScorer, DEFAULT_CHECK_SECONDS};
+use ipsight_ports::{
+    new_principals_name, unusual_percentile, EmbeddedScorer, ObjectRef, ObjectStore, Pair, Score,
+    ScoreError, Scorer, ScorerInitError,
+};
 
-use crate::reload::ReloadingScorer;
-use crate::scorer::{Pair, Score, ScoreError, Scorer};
-use crate::store::{ObjectBody, ObjectRef, ObjectStore, StoreError};
-
-/// Why a scorer could not be built (cold-start configuration errors: fail fast).
-#[derive(Debug, thiserror::Error)]
-pub enum ScorerInitError {
-    #[error("loading model {location}: {source}")]
-    Model {
-        location: String,
-        #[source]
-        source: ModelError,
-    },
-    #[error("loading model: {0}")]
-    Store(#[from] StoreError),
-    #[error("loading calibration {location}: {message}")]
-    Calibration { location: String, message: String },
-    #[error("scorer configuration: {0}")]
-    Config(String),
-}
-
-/// Below this many pairs the embedded model scores inline: a few thousand look-ups take well under a
-/// millisecond, less than handing the work to another thread would cost.
-const INLINE_PAIRS: usize = 4096;
-
-/// The embedded IP Insights-compatible model, loaded once per container.
-#[derive(Debug, Clone)]
-pub struct EmbeddedScorer {
-    model: Arc<Model>,
-}
-
-impl EmbeddedScorer {
-    pub fn new(model: Arc<Model>) -> Self {
-        Self { model }
-    }
-
-    /// Loads a model file from a local path (e.g. one bundled in the Lambda package or a layer).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ScorerInitError> {
-        let path = path.as_ref();
-        let model = Model::load(path).map_err(|source| ScorerInitError::Model {
-            location: path.display().to_string(),
-            source,
-        })?;
-        Ok(Self::new(Arc::new(model)))
-    }
-
-    /// Loads a model file from an object store at cold start. The body is streamed straight into the
-    /// model's tables on a blocking thread, so a 100 MB model is never held twice in memory.
-    pub async fn from_store(
-        store: &impl ObjectStore,
-        obj: &ObjectRef,
-    ) -> Result<Self, ScorerInitError> {
-        Self::from_body(store.get(obj).await?, obj).await
-    }
-
-    /// Loads a model from a body already fetched (its version tag read by the caller).
-    pub async fn from_body(body: ObjectBody, obj: &ObjectRef) -> Result<Self, ScorerInitError> {
-        let location = obj.to_string();
-        let model = tokio::task::spawn_blocking(move || {
-            let mut r = std::io::BufReader::with_capacity(
-                1 << 16,
-                tokio_util::io::SyncIoBridge::new(body.reader),
-            );
-            Model::read_from(&mut r)
-        })
-        .await
-        .map_err(|e| ScorerInitError::Config(format!("model loader thread failed: {e}")))?
-        .map_err(|source| ScorerInitError::Model { location, source })?;
-        Ok(Self::new(Arc::new(model)))
-    }
-
-    pub fn model(&self) -> &Arc<Model> {
-        &self.model
-    }
-
-    /// Scores synchronously (CPU-bound; uses the rayon pool for large batches).
-    pub fn score_blocking(&self, pairs: &[Pair]) -> Vec<Score> {
-        let refs: Vec<(&str, Ipv4Addr)> = pairs.iter().map(|p| (p.entity.as_str(), p.ip)).collect();
-        let cal = self.model.calibration();
-        self.model
-            .score_pairs(&refs)
-            .into_iter()
-            .map(|s| Score {
-                dot_product: s,
-                unusual_percentile: unusual_percentile(cal, s),
-            })
-            .collect()
-    }
-}
-
-/// The share of known-normal activity (in percent) that scored higher than `score`: the
-/// [`Score::unusual_percentile`] convention. None without a calibration.
-pub fn unusual_percentile(cal: &Calibration, score: f32) -> Option<f64> {
-    let p = cal.percentile(score);
-    (!p.is_nan()).then_some(100.0 - p)
-}
-
-impl Scorer for EmbeddedScorer {
-    async fn score(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
-        if pairs.len() < INLINE_PAIRS {
-            return Ok(self.score_blocking(pairs));
-        }
-        // Large batches are CPU-bound for milliseconds to seconds: keep the async workers free.
-        // `block_in_place` rather than `spawn_blocking` because the pairs are borrowed (no copy of
-        // the batch); on a current-thread runtime (unit tests) there is no other worker to free, so
-        // the work runs inline there.
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let multi_thread = Handle::try_current()
-            .map(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
-            .unwrap_or(false);
-        if multi_thread {
-            Ok(tokio::task::block_in_place(|| self.score_blocking(pairs)))
-        } else {
-            Ok(self.score_blocking(pairs))
-        }
-    }
-}
+use crate::config::{ConfigError, Env};
+use crate::s3::S3Store;
 
 /// Default location of a model bundled with a Lambda (package or layer) when `MODEL_URI` is unset.
 pub const DEFAULT_MODEL_PATH: &str = "/opt/ipsight/model.ipsm";
@@ -213,8 +103,14 @@ pub struct SageMakerScorer {
     endpoint: String,
     opts: SageMakerOptions,
     calibration: Option<Arc<Calibration>>,
+    /// `BASELINE_URI`: combined with the endpoint's dot products (IPv4 pairs).
+    baseline: Option<Baseline>,
+    /// Scores the IPv6 pairs, which the IPv4-only endpoint never receives.
+    ipv6: Option<EmbeddedScorer>,
     calls: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
+    ipv4_pairs: Arc<AtomicU64>,
+    ipv6_pairs: Arc<AtomicU64>,
 }
 
 /// One request's worth of pairs.
@@ -269,12 +165,53 @@ impl SageMakerScorer {
             endpoint: endpoint.into(),
             opts,
             calibration: None,
+            baseline: None,
+            ipv6: None,
             calls: Arc::new(AtomicU64::new(0)),
             retries: Arc::new(AtomicU64::new(0)),
+            ipv4_pairs: Arc::new(AtomicU64::new(0)),
+            ipv6_pairs: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Fills [`Score::unusual_percentile`] from training-score quantiles (without it: None).
+    /// Scores IPv6 pairs with this embedded model (SageMaker's IP Insights is IPv4-only). Without
+    /// one, a batch holding IPv6 pairs is rejected, saying so: they are never dropped silently.
+    pub fn with_ipv6_scorer(mut self, scorer: EmbeddedScorer) -> Self {
+        self.ipv6 = Some(scorer);
+        self
+    }
+
+    /// The embedded model scoring IPv6 pairs, if any.
+    pub fn ipv6_scorer(&self) -> Option<&EmbeddedScorer> {
+        self.ipv6.as_ref()
+    }
+
+    /// Pairs sent to the endpoint (IPv4) so far (shared by clones).
+    pub fn ipv4_pairs(&self) -> &AtomicU64 {
+        &self.ipv4_pairs
+    }
+
+    /// Pairs scored by the embedded model beside the endpoint (IPv6) so far (shared by clones).
+    pub fn ipv6_pairs(&self) -> &AtomicU64 {
+        &self.ipv6_pairs
+    }
+
+    /// Combines the endpoint's dot products with a baseline sidecar (`BASELINE_URI`): the combined
+    /// percentile, the history and the why, as the embedded model gives them. The sidecar should be
+    /// fitted to the endpoint's model (its combiner weighs that model's dot products); its entity
+    /// definition is checked against `ENTITY` at cold start ([`AnyScorer::check_entity`]).
+    pub fn with_baseline(mut self, baseline: Baseline) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+
+    /// The baseline combined with the endpoint's scores, if any.
+    pub fn baseline(&self) -> Option<&Baseline> {
+        self.baseline.as_ref()
+    }
+
+    /// Fills [`Score::unusual_percentile`] from training-score quantiles (without it: None). Not
+    /// used when a baseline is set: its held-back calibration is the honest one.
     pub fn with_calibration(mut self, calibration: Calibration) -> Self {
         self.calibration = (!calibration.is_empty()).then(|| Arc::new(calibration));
         self
@@ -594,7 +531,54 @@ fn jitter() -> f64 {
 }
 
 impl Scorer for SageMakerScorer {
+    fn profile(&self, entity: &str) -> Option<ipsight_ports::PrincipalProfile> {
+        self.baseline.as_ref()?.profile(entity)
+    }
+
+    /// IPv4 pairs go to the endpoint, IPv6 pairs to the embedded model beside it
+    /// ([`SageMakerScorer::with_ipv6_scorer`]); the scores come back in input order.
     async fn score(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
+        if pairs.iter().all(|p| p.ip.is_ipv4()) {
+            self.ipv4_pairs
+                .fetch_add(pairs.len() as u64, Ordering::Relaxed);
+            return self.score_endpoint(pairs).await;
+        }
+        type Indexed<'a> = Vec<(usize, &'a Pair)>;
+        let (v4, v6): (Indexed, Indexed) =
+            pairs.iter().enumerate().partition(|(_, p)| p.ip.is_ipv4());
+        let Some(embedded) = &self.ipv6 else {
+            return Err(ScoreError::Rejected(format!(
+                "{} IPv6 pair(s) (first: {:?}, {}): the SageMaker IP Insights endpoint {} is \
+                 IPv4-only and no embedded model is configured beside it to score them (set \
+                 MODEL_URI with SAGEMAKER_ENDPOINT)",
+                v6.len(),
+                v6[0].1.entity,
+                v6[0].1.ip,
+                self.endpoint
+            )));
+        };
+        let v4_pairs: Vec<Pair> = v4.iter().map(|(_, p)| (*p).clone()).collect();
+        let v6_pairs: Vec<Pair> = v6.iter().map(|(_, p)| (*p).clone()).collect();
+        let v4_scores = self.score_endpoint(&v4_pairs).await?;
+        let v6_scores = embedded.score(&v6_pairs).await?;
+        self.ipv4_pairs
+            .fetch_add(v4_pairs.len() as u64, Ordering::Relaxed);
+        self.ipv6_pairs
+            .fetch_add(v6_pairs.len() as u64, Ordering::Relaxed);
+        let mut out: Vec<Option<Score>> = vec![None; pairs.len()];
+        for ((i, _), s) in v4.iter().zip(v4_scores).chain(v6.iter().zip(v6_scores)) {
+            out[*i] = Some(s);
+        }
+        Ok(out
+            .into_iter()
+            .map(|s| s.expect("every pair is IPv4 or IPv6"))
+            .collect())
+    }
+}
+
+impl SageMakerScorer {
+    /// IPv4 pairs through `InvokeEndpoint`.
+    async fn score_endpoint(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
@@ -603,20 +587,35 @@ impl Scorer for SageMakerScorer {
         let mut results = futures::stream::iter(batches)
             .map(|b| self.invoke_batch(b, total))
             .buffered(self.opts.concurrency.max(1));
-        let mut out = Vec::with_capacity(pairs.len());
+        let mut dots = Vec::with_capacity(pairs.len());
         while let Some(r) = results.next().await {
             // The first failure ends the call; dropping the stream cancels requests in flight.
-            for s in r? {
-                out.push(Score {
-                    dot_product: s,
-                    unusual_percentile: self
-                        .calibration
+            dots.extend(r?);
+        }
+        if let Some(b) = &self.baseline {
+            let b = b.clone();
+            // The detector is CPU work (microseconds a pair): off the async workers for big batches.
+            return Ok(if pairs.len() < 4096 {
+                b.judge_all(pairs, &dots)
+            } else {
+                let pairs = pairs.to_vec();
+                tokio::task::spawn_blocking(move || b.judge_all(&pairs, &dots))
+                    .await
+                    .map_err(|e| ScoreError::Unavailable(format!("baseline thread failed: {e}")))?
+            });
+        }
+        Ok(dots
+            .into_iter()
+            .map(|s| {
+                Score::embedding_only(
+                    s,
+                    self.calibration
                         .as_deref()
                         .and_then(|c| unusual_percentile(c, s)),
-                });
-            }
-        }
-        Ok(out)
+                    "no baseline sidecar (BASELINE_URI) beside the SageMaker endpoint",
+                )
+            })
+            .collect())
     }
 }
 
@@ -625,15 +624,25 @@ impl Scorer for SageMakerScorer {
 // ---------------------------------------------------------------------------------------------
 
 /// Either adapter, chosen by configuration; handlers stay generic over [`Scorer`].
+// One per process, built at cold start: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AnyScorer {
     Embedded(EmbeddedScorer),
-    /// The embedded model from S3, re-read when the object changes (see [`crate::reload`]).
-    Reloading(Arc<ReloadingScorer<crate::store::S3Store>>),
+    /// The embedded model from S3, re-read when the object changes (see [`ipsight_ports::reload`]).
+    Reloading(Arc<ReloadingScorer<S3Store>>),
     SageMaker(SageMakerScorer),
 }
 
 impl Scorer for AnyScorer {
+    fn profile(&self, entity: &str) -> Option<ipsight_ports::PrincipalProfile> {
+        match self {
+            Self::Embedded(s) => s.profile(entity),
+            Self::Reloading(s) => s.profile(entity),
+            Self::SageMaker(s) => s.profile(entity),
+        }
+    }
+
     async fn score(&self, pairs: &[Pair]) -> Result<Vec<Score>, ScoreError> {
         match self {
             Self::Embedded(s) => s.score(pairs).await,
@@ -649,13 +658,13 @@ impl AnyScorer {
         match self {
             Self::Embedded(s) => Some(s.model().entity_definition().to_owned()),
             Self::Reloading(s) => Some(s.scorer().model().entity_definition().to_owned()),
-            Self::SageMaker(_) => None,
+            Self::SageMaker(s) => s.baseline().map(|b| b.entity_definition().to_owned()),
         }
     }
 
-    /// Refuse, at cold start, to score with a model trained on another entity definition: its
-    /// entities would all be strangers and every pair would look unusual. An endpoint records no
-    /// definition and is trusted.
+    /// Refuse, at cold start, to score with a model (or a baseline beside an endpoint) built on
+    /// another entity definition: its entities would all be strangers and every pair would look
+    /// unusual. An endpoint records no definition and is trusted.
     pub fn check_entity(&self, entity: ipsight_formats::EntityKind) -> Result<(), ScorerInitError> {
         match self.entity_definition() {
             Some(def) if def != entity.as_str() => Err(ScorerInitError::Config(format!(
@@ -670,14 +679,31 @@ impl AnyScorer {
     /// A short description for logs ("embedded model" / "SageMaker endpoint NAME").
     pub fn describe(&self) -> String {
         match self {
-            Self::Embedded(_) => "embedded model".into(),
+            Self::Embedded(s) => s.describe(),
             Self::Reloading(s) => format!(
-                "embedded model {} (version {}, checked for a new one every {} s)",
+                "{} at {} (version {}, checked for a new one every {} s)",
+                s.scorer().describe(),
                 s.location(),
                 s.version_tag(),
                 s.check_every().as_secs()
             ),
-            Self::SageMaker(s) => format!("SageMaker endpoint {}", s.endpoint()),
+            Self::SageMaker(s) => format!(
+                "SageMaker endpoint {} ({}; {})",
+                s.endpoint(),
+                match s.baseline() {
+                    Some(b) => format!(
+                        "baseline {}, new principals: {}",
+                        b.location(),
+                        new_principals_name(b.new_principals())
+                    ),
+                    None => "no baseline: the embedding alone".into(),
+                },
+                if s.ipv6_scorer().is_some() {
+                    "IPv6 pairs: the embedded model beside it"
+                } else {
+                    "IPv4 only: no embedded model for IPv6 pairs"
+                }
+            ),
         }
     }
 }
@@ -734,7 +760,7 @@ async fn read_location(
         }
         ModelLocation::S3(obj) => {
             use tokio::io::AsyncReadExt as _;
-            let store = crate::store::S3Store::from_conf(conf);
+            let store = S3Store::from_conf(conf);
             let mut body = store.get(obj).await?;
             let mut buf = Vec::new();
             body.reader
@@ -754,105 +780,244 @@ pub mod env {
     /// Name of a SageMaker endpoint: when set, scoring goes to it.
     pub const SAGEMAKER_ENDPOINT: &str = "SAGEMAKER_ENDPOINT";
     /// Embedded model location when no endpoint is set: `s3://bucket/key` or a local path
-    /// (default [`super::DEFAULT_MODEL_PATH`]).
+    /// (default [`super::DEFAULT_MODEL_PATH`]). With an endpoint: the model that scores the IPv6
+    /// pairs the IPv4-only endpoint cannot (without it, batches with IPv6 pairs are rejected).
     pub const MODEL_URI: &str = "MODEL_URI";
     /// Optional, with an endpoint: calibration (model file or quantiles JSON) for percentiles.
     pub const CALIBRATION_URI: &str = "CALIBRATION_URI";
+    /// Optional, with an endpoint: the baseline sidecar (`s3://bucket/key` or a path) combined with
+    /// the endpoint's dot products. The embedded model reads its sidecar from beside `MODEL_URI`.
+    pub const BASELINE_URI: &str = "BASELINE_URI";
+    /// `alert` (default) or `ignore`: whether a principal absent from the baseline alerts.
+    pub const NEW_PRINCIPALS: &str = "NEW_PRINCIPALS";
     /// Optional [`super::SageMakerOptions`] overrides.
     pub const SAGEMAKER_CONCURRENCY: &str = "SAGEMAKER_CONCURRENCY";
     pub const SAGEMAKER_MAX_PAIRS_PER_REQUEST: &str = "SAGEMAKER_MAX_PAIRS_PER_REQUEST";
     pub const SAGEMAKER_MAX_ATTEMPTS: &str = "SAGEMAKER_MAX_ATTEMPTS";
     pub const SAGEMAKER_RETRY_SECONDS: &str = "SAGEMAKER_RETRY_SECONDS";
     /// With an `s3://` `MODEL_URI`: seconds between checks for a promoted model (default
-    /// [`crate::reload::DEFAULT_CHECK_SECONDS`]; 0 = load once, never check).
+    /// [`DEFAULT_CHECK_SECONDS`]; 0 = load once, never check).
     pub const MODEL_CHECK_SECONDS: &str = "MODEL_CHECK_SECONDS";
 }
 
-/// [`scorer_from_vars`] with the process environment: the Lambdas' cold-start call.
+/// The scorer a function is configured with, read with the rest of its configuration (bad values
+/// fail at cold start, naming the variable) and built once by [`ScorerSettings::build`].
+// Read once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScorerSettings {
+    /// `SAGEMAKER_ENDPOINT` (with `CALIBRATION_URI` and the `SAGEMAKER_*` tuning, optional).
+    /// `MODEL_URI` beside it: the embedded model that scores the IPv6 pairs the IPv4-only endpoint
+    /// cannot (without it, batches with IPv6 pairs are rejected, saying so).
+    /// `BASELINE_URI`: the sidecar combined with the endpoint's dot products.
+    SageMaker {
+        endpoint: String,
+        options: SageMakerOptions,
+        calibration: Option<ModelLocation>,
+        ipv6_model: Option<ModelLocation>,
+        baseline: Option<ModelLocation>,
+        new_principals: NewPrincipals,
+    },
+    /// The embedded model at `MODEL_URI` (default [`DEFAULT_MODEL_PATH`]) and the sidecar beside it
+    /// (absent: the embedding alone, said on every score); an `s3://` model is checked for a
+    /// promoted version every `MODEL_CHECK_SECONDS` (0: loaded once).
+    Embedded {
+        model: ModelLocation,
+        check_seconds: u64,
+        new_principals: NewPrincipals,
+    },
+}
+
+impl ScorerSettings {
+    /// Whether a scorer is configured at all (`SAGEMAKER_ENDPOINT` or `MODEL_URI` set): fuse
+    /// scores pairs on the fly only then.
+    pub fn configured<G: Fn(&str) -> Option<String>>(e: &Env<G>) -> bool {
+        e.get(env::SAGEMAKER_ENDPOINT).is_some() || e.get(env::MODEL_URI).is_some()
+    }
+
+    /// Whether a principal absent from the baseline alerts (`NEW_PRINCIPALS`).
+    pub fn new_principals(&self) -> NewPrincipals {
+        match self {
+            Self::SageMaker { new_principals, .. } | Self::Embedded { new_principals, .. } => {
+                *new_principals
+            }
+        }
+    }
+
+    pub fn from_env<G: Fn(&str) -> Option<String>>(e: &Env<G>) -> Result<Self, ConfigError> {
+        let location = |name: &'static str, v: String| {
+            ModelLocation::parse(&v).map_err(|err| ConfigError::invalid(name, v, err.to_string()))
+        };
+        let new_principals = e.new_principals()?;
+        let baseline = e
+            .get(env::BASELINE_URI)
+            .map(|v| location(env::BASELINE_URI, v))
+            .transpose()?;
+        if let Some(endpoint) = e.get(env::SAGEMAKER_ENDPOINT) {
+            let defaults = SageMakerOptions::default();
+            let retry_seconds: Option<f64> = e.number_opt(env::SAGEMAKER_RETRY_SECONDS)?;
+            let options = SageMakerOptions {
+                concurrency: e
+                    .number(env::SAGEMAKER_CONCURRENCY, defaults.concurrency)?
+                    .max(1),
+                max_pairs_per_request: e
+                    .number(
+                        env::SAGEMAKER_MAX_PAIRS_PER_REQUEST,
+                        defaults.max_pairs_per_request,
+                    )?
+                    .max(1),
+                max_attempts: e
+                    .number(env::SAGEMAKER_MAX_ATTEMPTS, defaults.max_attempts)?
+                    .max(1),
+                max_retry_time: match retry_seconds {
+                    None => defaults.max_retry_time,
+                    Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
+                        ConfigError::invalid(
+                            env::SAGEMAKER_RETRY_SECONDS,
+                            s.to_string(),
+                            "not a duration",
+                        )
+                    })?,
+                },
+                ..defaults
+            };
+            let calibration = e
+                .get(env::CALIBRATION_URI)
+                .map(|v| location(env::CALIBRATION_URI, v))
+                .transpose()?;
+            let ipv6_model = e
+                .get(env::MODEL_URI)
+                .map(|v| location(env::MODEL_URI, v))
+                .transpose()?;
+            return Ok(Self::SageMaker {
+                endpoint,
+                options,
+                calibration,
+                ipv6_model,
+                baseline,
+                new_principals,
+            });
+        }
+        if baseline.is_some() {
+            return Err(ConfigError::invalid(
+                env::BASELINE_URI,
+                e.or(env::BASELINE_URI, ""),
+                "is for a SAGEMAKER_ENDPOINT; the embedded model reads its sidecar from beside \
+                 MODEL_URI (same key, extension .ipsb)",
+            ));
+        }
+        Ok(Self::Embedded {
+            model: location(env::MODEL_URI, e.or(env::MODEL_URI, DEFAULT_MODEL_PATH))?,
+            check_seconds: e.number(env::MODEL_CHECK_SECONDS, DEFAULT_CHECK_SECONDS)?,
+            new_principals,
+        })
+    }
+
+    /// Build the scorer: connect to the endpoint, or load the model (once, at cold start).
+    pub async fn build(&self, conf: &aws_config::SdkConfig) -> Result<AnyScorer, ScorerInitError> {
+        match self {
+            Self::SageMaker {
+                endpoint,
+                options,
+                calibration,
+                ipv6_model,
+                baseline,
+                new_principals,
+            } => {
+                let mut scorer = SageMakerScorer::new(conf, endpoint.clone(), options.clone());
+                if let Some(loc) = calibration {
+                    let bytes = read_location(conf, loc).await?;
+                    let uri = match loc {
+                        ModelLocation::S3(o) => o.to_string(),
+                        ModelLocation::Local(p) => p.display().to_string(),
+                    };
+                    scorer = scorer.with_calibration(calibration_from_bytes(&bytes, &uri)?);
+                }
+                if let Some(loc) = ipv6_model {
+                    scorer =
+                        scorer.with_ipv6_scorer(load_embedded(conf, loc, *new_principals).await?);
+                }
+                if let Some(loc) = baseline {
+                    let (det, at) = match loc {
+                        ModelLocation::Local(p) => {
+                            let p = p.clone();
+                            let det = tokio::task::spawn_blocking({
+                                let p = p.clone();
+                                move || baseline::load_file(&p)
+                            })
+                            .await
+                            .map_err(|e| {
+                                ScorerInitError::Config(format!(
+                                    "baseline loader thread failed: {e}"
+                                ))
+                            })??;
+                            (det, p.display().to_string())
+                        }
+                        ModelLocation::S3(obj) => {
+                            let store = S3Store::from_conf(conf);
+                            (baseline::load_object(&store, obj).await?, obj.to_string())
+                        }
+                    };
+                    scorer =
+                        scorer.with_baseline(Baseline::new(Arc::new(det), *new_principals, at));
+                }
+                Ok(AnyScorer::SageMaker(scorer))
+            }
+            Self::Embedded {
+                model: ModelLocation::S3(obj),
+                check_seconds,
+                new_principals,
+            } if *check_seconds > 0 => {
+                let store = S3Store::from_conf(conf);
+                let every = Duration::from_secs(*check_seconds);
+                let r =
+                    ReloadingScorer::load_with(store, obj.clone(), every, *new_principals).await?;
+                Ok(AnyScorer::Reloading(Arc::new(r)))
+            }
+            Self::Embedded {
+                model,
+                new_principals,
+                ..
+            } => Ok(AnyScorer::Embedded(
+                load_embedded(conf, model, *new_principals).await?,
+            )),
+        }
+    }
+}
+
+/// The embedded model at `loc` and the sidecar beside it, loaded once.
+async fn load_embedded(
+    conf: &aws_config::SdkConfig,
+    loc: &ModelLocation,
+    new_principals: NewPrincipals,
+) -> Result<EmbeddedScorer, ScorerInitError> {
+    match loc {
+        ModelLocation::Local(p) => {
+            let p = p.clone();
+            // Model::load reads a file synchronously; at cold start nothing else is waiting.
+            tokio::task::spawn_blocking(move || EmbeddedScorer::load_with(p, new_principals))
+                .await
+                .map_err(|e| ScorerInitError::Config(format!("model loader thread failed: {e}")))?
+        }
+        ModelLocation::S3(obj) => {
+            let store = S3Store::from_conf(conf);
+            EmbeddedScorer::from_store_with(&store, obj, new_principals).await
+        }
+    }
+}
+
+/// [`scorer_from_vars`] with the process environment.
 pub async fn scorer_from_env(conf: &aws_config::SdkConfig) -> Result<AnyScorer, ScorerInitError> {
     scorer_from_vars(conf, |k| std::env::var(k).ok()).await
 }
 
-/// Builds the configured scorer: `SAGEMAKER_ENDPOINT` set → [`SageMakerScorer`] (with
-/// `CALIBRATION_URI` if given); otherwise the embedded model from `MODEL_URI` (S3 or a local path,
-/// default [`DEFAULT_MODEL_PATH`]). Bad values fail here, at cold start, not on the first event.
+/// [`ScorerSettings`] read from `var` and built, a configuration error reported as
+/// [`ScorerInitError::Config`] (for tools that need a scorer and nothing else).
 pub async fn scorer_from_vars(
     conf: &aws_config::SdkConfig,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<AnyScorer, ScorerInitError> {
-    let var = |k: &str| {
-        var(k)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    fn num<T: std::str::FromStr>(
-        name: &str,
-        v: Option<String>,
-    ) -> Result<Option<T>, ScorerInitError> {
-        v.map(|s| {
-            s.parse::<T>()
-                .map_err(|_| ScorerInitError::Config(format!("{name}={s:?} is not a valid number")))
-        })
-        .transpose()
-    }
-    if let Some(endpoint) = var(env::SAGEMAKER_ENDPOINT) {
-        let mut opts = SageMakerOptions::default();
-        if let Some(n) = num::<usize>(env::SAGEMAKER_CONCURRENCY, var(env::SAGEMAKER_CONCURRENCY))?
-        {
-            opts.concurrency = n.max(1);
-        }
-        if let Some(n) = num::<usize>(
-            env::SAGEMAKER_MAX_PAIRS_PER_REQUEST,
-            var(env::SAGEMAKER_MAX_PAIRS_PER_REQUEST),
-        )? {
-            opts.max_pairs_per_request = n.max(1);
-        }
-        if let Some(n) = num::<u32>(
-            env::SAGEMAKER_MAX_ATTEMPTS,
-            var(env::SAGEMAKER_MAX_ATTEMPTS),
-        )? {
-            opts.max_attempts = n.max(1);
-        }
-        if let Some(s) = num::<f64>(
-            env::SAGEMAKER_RETRY_SECONDS,
-            var(env::SAGEMAKER_RETRY_SECONDS),
-        )? {
-            opts.max_retry_time = Duration::try_from_secs_f64(s).map_err(|_| {
-                ScorerInitError::Config(format!(
-                    "{}={s} is not a duration",
-                    env::SAGEMAKER_RETRY_SECONDS
-                ))
-            })?;
-        }
-        let mut scorer = SageMakerScorer::new(conf, endpoint, opts);
-        if let Some(uri) = var(env::CALIBRATION_URI) {
-            let loc = ModelLocation::parse(&uri)?;
-            let bytes = read_location(conf, &loc).await?;
-            scorer = scorer.with_calibration(calibration_from_bytes(&bytes, &uri)?);
-        }
-        return Ok(AnyScorer::SageMaker(scorer));
-    }
-    let uri = var(env::MODEL_URI).unwrap_or_else(|| DEFAULT_MODEL_PATH.to_string());
-    let scorer = match ModelLocation::parse(&uri)? {
-        ModelLocation::Local(p) => {
-            // Model::load reads a file synchronously; at cold start nothing else is waiting.
-            tokio::task::spawn_blocking(move || EmbeddedScorer::load(p))
-                .await
-                .map_err(|e| {
-                    ScorerInitError::Config(format!("model loader thread failed: {e}"))
-                })??
-        }
-        ModelLocation::S3(obj) => {
-            let every = num::<u64>(env::MODEL_CHECK_SECONDS, var(env::MODEL_CHECK_SECONDS))?
-                .unwrap_or(crate::reload::DEFAULT_CHECK_SECONDS);
-            let store = crate::store::S3Store::from_conf(conf);
-            if every == 0 {
-                EmbeddedScorer::from_store(&store, &obj).await?
-            } else {
-                let r = ReloadingScorer::load(store, obj, Duration::from_secs(every)).await?;
-                return Ok(AnyScorer::Reloading(Arc::new(r)));
-            }
-        }
-    };
-    Ok(AnyScorer::Embedded(scorer))
+    let settings = ScorerSettings::from_env(&Env::new(var))
+        .map_err(|e| ScorerInitError::Config(e.to_string()))?;
+    settings.build(conf).await
 }

@@ -3,11 +3,11 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use ipsight_aws::{
-    DirStore, EmbeddedScorer, ModelLocation, ObjectRef, ObjectStore, Pair, S3Store, ScoreError,
-    Scorer, ScorerInitError,
-};
+use ipsight_aws::{ModelLocation, S3Store};
 use ipsight_model::Model;
+use ipsight_ports::{
+    DirStore, EmbeddedScorer, ObjectRef, ObjectStore, Pair, ScoreError, Scorer, ScorerInitError,
+};
 
 fn tiny_model() -> Model {
     ipsight_testkit::tiny_model(ipsight_testkit::default_seed())
@@ -17,7 +17,7 @@ fn pairs(n: usize) -> Vec<Pair> {
     (0..n)
         .map(|i| Pair {
             entity: format!("user{}", i % 23),
-            ip: Ipv4Addr::from((i as u32).wrapping_mul(2_654_435_761)),
+            ip: Ipv4Addr::from((i as u32).wrapping_mul(2_654_435_761)).into(),
         })
         .collect()
 }
@@ -27,7 +27,7 @@ async fn check(scorer: &EmbeddedScorer, model: &Model, n: usize) {
     let got = scorer.score(&ps).await.unwrap();
     assert_eq!(got.len(), n);
     for (p, s) in ps.iter().zip(&got) {
-        let want = model.score(&p.entity, p.ip);
+        let want = model.score_ip(&p.entity, p.ip).unwrap();
         assert_eq!(s.dot_product.to_bits(), want.to_bits());
         let pct = s
             .unusual_percentile

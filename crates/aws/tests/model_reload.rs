@@ -2,10 +2,9 @@
 //! aws-sdk-s3), through `scorer_from_vars` exactly as ipcheck and fuse build it.
 use std::net::Ipv4Addr;
 
-use ipsight_aws::{
-    scorer_from_vars, AnyScorer, ObjectLister, ObjectRef, Pair, S3Store, Scorer, ScorerInitError,
-};
+use ipsight_aws::{scorer_from_vars, AnyScorer, S3Store};
 use ipsight_model::Model;
+use ipsight_ports::{ObjectLister, ObjectRef, Pair, Scorer, ScorerInitError};
 
 fn model(seed: u64) -> Model {
     ipsight_testkit::tiny_model(seed)
@@ -28,11 +27,11 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
     let (a, b) = (model(1), model(2));
     let pair = Pair {
         entity: "user3".into(),
-        ip: Ipv4Addr::new(10, 3, 0, 4),
+        ip: Ipv4Addr::new(10, 3, 0, 4).into(),
     };
     assert_ne!(
-        a.score(&pair.entity, pair.ip).to_bits(),
-        b.score(&pair.entity, pair.ip).to_bits(),
+        a.score_ip(&pair.entity, pair.ip).unwrap().to_bits(),
+        b.score_ip(&pair.entity, pair.ip).unwrap().to_bits(),
         "two seeds must give two distinguishable models"
     );
     s3.put(&bucket, key, bytes(&a)).await;
@@ -65,7 +64,7 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
     assert!(matches!(s, AnyScorer::Embedded(_)), "{}", s.describe());
 
     // Checked on every call, so the test needs no sleeping.
-    let r = ipsight_aws::ReloadingScorer::load(
+    let r = ipsight_ports::ReloadingScorer::load(
         S3Store::from_conf(&conf),
         ObjectRef::new(&bucket, key),
         std::time::Duration::ZERO,
@@ -73,19 +72,19 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
     .await
     .unwrap();
     let score = |s: f32| s.to_bits();
-    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0].dot_product;
     assert_eq!(
-        score(got.dot_product),
-        score(a.score(&pair.entity, pair.ip))
+        score(got),
+        score(a.score_ip(&pair.entity, pair.ip).unwrap())
     );
     let tag_a = r.version_tag();
 
     // Promotion rewrites the object: the next call scores with the new model.
     s3.put(&bucket, key, bytes(&b)).await;
-    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0].dot_product;
     assert_eq!(
-        score(got.dot_product),
-        score(b.score(&pair.entity, pair.ip))
+        score(got),
+        score(b.score_ip(&pair.entity, pair.ip).unwrap())
     );
     assert_ne!(r.version_tag(), tag_a);
     let store = S3Store::from_conf(&conf);
@@ -103,10 +102,10 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
     let mut half = bytes(&a);
     half.truncate(half.len() / 2);
     s3.put(&bucket, key, half).await;
-    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0].dot_product;
     assert_eq!(
-        score(got.dot_product),
-        score(b.score(&pair.entity, pair.ip))
+        score(got),
+        score(b.score_ip(&pair.entity, pair.ip).unwrap())
     );
     assert!(r.refresh().await.is_err());
 
@@ -118,18 +117,18 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
         .send()
         .await
         .unwrap();
-    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0].dot_product;
     assert_eq!(
-        score(got.dot_product),
-        score(b.score(&pair.entity, pair.ip))
+        score(got),
+        score(b.score_ip(&pair.entity, pair.ip).unwrap())
     );
 
     // A good model again: picked up.
     s3.put(&bucket, key, bytes(&a)).await;
-    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0].dot_product;
     assert_eq!(
-        score(got.dot_product),
-        score(a.score(&pair.entity, pair.ip))
+        score(got),
+        score(a.score_ip(&pair.entity, pair.ip).unwrap())
     );
 
     // A model of another entity definition is not swapped in (every pair would be a stranger).
@@ -138,10 +137,10 @@ async fn a_promoted_model_is_picked_up_and_a_bad_one_is_not() {
     s3.put(&bucket, key, bytes(&c)).await;
     let e = r.refresh().await.unwrap_err();
     assert!(e.to_string().contains("user_agent_family"), "{e}");
-    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0];
+    let got = r.score(std::slice::from_ref(&pair)).await.unwrap()[0].dot_product;
     assert_eq!(
-        score(got.dot_product),
-        score(a.score(&pair.entity, pair.ip))
+        score(got),
+        score(a.score_ip(&pair.entity, pair.ip).unwrap())
     );
 
     // At cold start, a model that does not match ENTITY is refused, naming both.
@@ -193,7 +192,7 @@ async fn list_info_and_head_report_size_age_and_version() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, ipsight_aws::StoreError::NotFound(_)),
+        matches!(e, ipsight_ports::StoreError::NotFound(_)),
         "{e}: a missing object is NotFound"
     );
 
@@ -201,7 +200,7 @@ async fn list_info_and_head_report_size_age_and_version() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("bk/train")).unwrap();
     std::fs::write(dir.path().join("bk/train/a.csv"), b"abc").unwrap();
-    let ds = ipsight_aws::DirStore::new(dir.path());
+    let ds = ipsight_ports::DirStore::new(dir.path());
     let infos = ds.list_info("bk", "train/").await.unwrap();
     assert_eq!(infos.len(), 1);
     assert_eq!((infos[0].key.as_str(), infos[0].size), ("train/a.csv", 3));

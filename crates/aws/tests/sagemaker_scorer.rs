@@ -15,11 +15,9 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipsight_aws::scorers::{calibration_from_bytes, parse_dot_products};
-use ipsight_aws::{
-    scorer_from_vars, AnyScorer, EmbeddedScorer, Pair, SageMakerOptions, SageMakerScorer,
-    ScoreError, Scorer, ScorerInitError,
-};
+use ipsight_aws::{scorer_from_vars, AnyScorer, SageMakerOptions, SageMakerScorer};
 use ipsight_model::Model;
+use ipsight_ports::{EmbeddedScorer, Pair, ScoreError, Scorer, ScorerInitError};
 
 fn tiny_model() -> Model {
     ipsight_testkit::tiny_model(ipsight_testkit::default_seed())
@@ -119,12 +117,12 @@ fn pairs(n: usize) -> Vec<Pair> {
     (0..n)
         .map(|i| Pair {
             entity: format!("user{}", i % 23),
-            ip: Ipv4Addr::from((i as u32).wrapping_mul(2_654_435_761)),
+            ip: Ipv4Addr::from((i as u32).wrapping_mul(2_654_435_761)).into(),
         })
         .collect()
 }
 
-fn assert_same(a: &[ipsight_aws::Score], b: &[ipsight_aws::Score]) {
+fn assert_same(a: &[ipsight_ports::Score], b: &[ipsight_ports::Score]) {
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert_eq!(x.dot_product.to_bits(), y.dot_product.to_bits(), "pair {i}");
@@ -166,6 +164,41 @@ async fn same_scores_as_the_embedded_model_bit_for_bit() {
     assert_eq!(plain.calls().load(Ordering::Relaxed), 1);
 }
 
+/// IPv6 pairs never reach the IPv4-only endpoint: the embedded model beside it scores them, in
+/// place, and the counters say how many went which way; without that model the batch is rejected
+/// naming the first IPv6 pair, never silently dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_pairs_are_scored_beside_the_endpoint() {
+    let s = start(Fault::None, 0).await;
+    let embedded = EmbeddedScorer::new(s.model.clone());
+    let sm = SageMakerScorer::new(&sdk_conf(s.addr), "ipsight-test", fast_retries())
+        .with_calibration(s.model.calibration().clone())
+        .with_ipv6_scorer(embedded.clone());
+    let mut ps = pairs(30);
+    for (i, p) in ps.iter_mut().enumerate().filter(|(i, _)| i % 3 == 1) {
+        p.ip = format!("2001:db8:{:x}::{:x}", i % 20, i + 1)
+            .parse()
+            .unwrap();
+    }
+    let got = sm.score(&ps).await.unwrap();
+    assert_same(&got, &embedded.score(&ps).await.unwrap());
+    assert_eq!(sm.ipv4_pairs().load(Ordering::Relaxed), 20);
+    assert_eq!(sm.ipv6_pairs().load(Ordering::Relaxed), 10);
+    assert_eq!(sm.calls().load(Ordering::Relaxed), 1);
+    assert_eq!(s.seen.load(Ordering::Relaxed), 1);
+
+    let plain = SageMakerScorer::new(&sdk_conf(s.addr), "ipsight-test", fast_retries());
+    let e = plain.score(&ps).await.unwrap_err();
+    let ScoreError::Rejected(m) = &e else {
+        panic!("{e}")
+    };
+    assert!(
+        m.contains("10 IPv6 pair(s)") && m.contains("2001:db8:1::2") && m.contains("MODEL_URI"),
+        "{m}"
+    );
+    assert_eq!(plain.calls().load(Ordering::Relaxed), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_over_six_mib_is_split_under_the_limit() {
     let s = start(Fault::None, 0).await;
@@ -175,7 +208,7 @@ async fn a_set_over_six_mib_is_split_under_the_limit() {
     let ps: Vec<Pair> = (0..160_000u32)
         .map(|i| Pair {
             entity: format!("AROA{:016}:federated-session-{}", i % 97, i % 13),
-            ip: Ipv4Addr::from(i.wrapping_mul(2_654_435_761)),
+            ip: Ipv4Addr::from(i.wrapping_mul(2_654_435_761)).into(),
         })
         .collect();
     let bytes: usize = ps
@@ -224,7 +257,7 @@ async fn retried(
 ) -> (
     Setup,
     SageMakerScorer,
-    Result<Vec<ipsight_aws::Score>, ScoreError>,
+    Result<Vec<ipsight_ports::Score>, ScoreError>,
 ) {
     let s = start(fault, first_n).await;
     let sm = SageMakerScorer::new(
@@ -333,7 +366,7 @@ async fn a_model_error_is_rejected_naming_the_batch_and_pair_without_retrying() 
     let ps: Vec<Pair> = (0..200_000u32)
         .map(|i| Pair {
             entity: format!("AROA{:016}:session-{}", i, i % 7),
-            ip: Ipv4Addr::from(i),
+            ip: Ipv4Addr::from(i).into(),
         })
         .collect();
     let e = big.score(&ps).await.unwrap_err();
@@ -387,7 +420,6 @@ async fn configuration_from_the_environment() {
         &conf,
         env(&[
             ("SAGEMAKER_ENDPOINT", "ipsight-prod"),
-            ("MODEL_URI", "/nonexistent"),
             ("CALIBRATION_URI", p),
             ("SAGEMAKER_CONCURRENCY", "8"),
             ("SAGEMAKER_MAX_PAIRS_PER_REQUEST", "5000"),
@@ -398,10 +430,36 @@ async fn configuration_from_the_environment() {
     let AnyScorer::SageMaker(sm) = &s else {
         panic!("{}", s.describe())
     };
-    assert_eq!(s.describe(), "SageMaker endpoint ipsight-prod");
+    assert_eq!(
+        s.describe(),
+        "SageMaker endpoint ipsight-prod (no baseline: the embedding alone; IPv4 only: no \
+         embedded model for IPv6 pairs)"
+    );
     assert_eq!(sm.endpoint(), "ipsight-prod");
     assert_eq!(sm.options().concurrency, 8);
     assert_eq!(sm.options().max_pairs_per_request, 5000);
+    // MODEL_URI beside an endpoint: the model that scores IPv6 pairs, loaded at cold start.
+    let s = scorer_from_vars(
+        &conf,
+        env(&[("SAGEMAKER_ENDPOINT", "ipsight-prod"), ("MODEL_URI", p)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.describe(),
+        "SageMaker endpoint ipsight-prod (no baseline: the embedding alone; IPv6 pairs: the \
+         embedded model beside it)"
+    );
+    let e = scorer_from_vars(
+        &conf,
+        env(&[
+            ("SAGEMAKER_ENDPOINT", "ipsight-prod"),
+            ("MODEL_URI", "/nonexistent"),
+        ]),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ScorerInitError::Model { .. }), "{e}");
 
     let e = scorer_from_vars(
         &conf,

@@ -33,6 +33,10 @@ enum Command {
     Label(cmd::label::Args),
     /// Retrain with analyst feedback, evaluate against the serving model, promote only if not worse
     Retrain(cmd::retrain::Args),
+    /// Prepare the history already in a trail bucket: an S3 Batch Operations job running the preparer Lambda
+    Backfill(cmd::backfill::Args),
+    /// Fit a baseline sidecar beside a SageMaker IP Insights endpoint (BASELINE_URI for ipcheck and fuse)
+    Baseline(cmd::baseline::Args),
     /// Train and deploy with the SageMaker built-in IP Insights algorithm (data that outgrows one machine)
     Sagemaker(cmd::sagemaker::Args),
     /// Score pairs with a model: SageMaker IP Insights request formats in, its response format out
@@ -55,7 +59,9 @@ fn main() -> anyhow::Result<()> {
         Command::Label(a) => cmd::label::run(a),
         Command::Retrain(a) => cmd::retrain::run(a),
         Command::Score(a) => cmd::score::run(a),
+        Command::Backfill(a) => cmd::backfill::run(a),
         Command::Sagemaker(a) => cmd::sagemaker::run(a),
+        Command::Baseline(a) => cmd::baseline::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Serve(a) => cmd::serve::run(a),
     }

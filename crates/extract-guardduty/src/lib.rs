@@ -1,9 +1,11 @@
 //! extract-guardduty: GuardDuty findings → one inference record and one tuple CSV per finding.
 //!
-//! Triggers: EventBridge "GuardDuty Finding" events (one finding each), S3 notifications of GuardDuty
-//! export objects (`AWSLogs/<acct>/GuardDuty/<region>/YYYY/MM/DD/*.jsonl.gz`, KMS-encrypted:
-//! GetObject decrypts given `kms:Decrypt` on the export key), and those notifications through SQS
-//! (partial batch failures) or SNS.
+//! Triggers: EventBridge "GuardDuty Finding" events (one finding each), Security Hub "Security Hub
+//! Findings - Imported" events (ASFF; GuardDuty's findings are extracted, other products' counted),
+//! S3 notifications of GuardDuty export objects
+//! (`AWSLogs/<acct>/GuardDuty/<region>/YYYY/MM/DD/*.jsonl.gz`, KMS-encrypted: GetObject decrypts
+//! given `kms:Decrypt` on the export key), and those notifications through SQS (partial batch
+//! failures) or SNS.
 //!
 //! Outputs, per finding, at keys derived from the finding id only:
 //! * `<prefix>findings/<account>/<region>/<id>.json`: the [`FindingRecord`] (context + pairs);
@@ -16,14 +18,15 @@ use std::io::BufReader;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::StreamExt;
-use ipsight_aws::emf::emf_line;
-use ipsight_aws::{ObjectRef, ObjectStore, StoreError};
+use ipsight_core::keys::{finding_output_keys, guardduty_export_key};
 use ipsight_formats::guardduty::{
-    export_key, extract_all, extract_value_as, keep_latest, ExtractStats, FindingRecord,
-    ReadOptions,
+    extract_all, extract_value_as, keep_latest, ExtractStats, FindingRecord, ReadOptions,
 };
-use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
+use ipsight_formats::notify::{Notification, S3Object};
+use ipsight_lambda_shell::{InputError, Outcome, PerObject};
+use ipsight_ports::{ObjectRef, ObjectStore, StoreError};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
 
@@ -41,13 +44,12 @@ pub struct Config {
     pub output_prefix: String,
     /// `INPUT_BUCKET` / `INPUT_PREFIX`: the export destination that triggers us, used to refuse a
     /// self-triggering setup.
-    pub input_bucket: Option<String>,
-    pub input_prefix: String,
+    pub trigger: Trigger,
     pub limits: ReadOptions,
 }
 
 pub use ipsight_aws::config::ConfigError;
-use ipsight_aws::config::{entity_kind, number, refuse_retrigger, required};
+use ipsight_aws::config::{Env, Trigger};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -55,28 +57,20 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::new(get);
         let defaults = ReadOptions::default();
         let cfg = Config {
-            output_bucket: required(&get, "OUTPUT_BUCKET")?,
-            output_prefix: get("OUTPUT_PREFIX").unwrap_or_else(|| "infer/guardduty/".into()),
-            input_bucket: get("INPUT_BUCKET").filter(|s| !s.is_empty()),
-            input_prefix: get("INPUT_PREFIX").unwrap_or_default(),
+            output_bucket: env.required("OUTPUT_BUCKET")?,
+            output_prefix: env.prefix("OUTPUT_PREFIX", "infer/guardduty/"),
+            trigger: Trigger::from_env(&env),
             limits: ReadOptions {
-                max_uncompressed_bytes: number(
-                    &get,
-                    "MAX_UNCOMPRESSED_BYTES",
-                    defaults.max_uncompressed_bytes,
-                )?,
-                max_line_bytes: number(&get, "MAX_LINE_BYTES", defaults.max_line_bytes)?,
-                entity: entity_kind(&get)?,
+                max_uncompressed_bytes: env
+                    .number("MAX_UNCOMPRESSED_BYTES", defaults.max_uncompressed_bytes)?,
+                max_line_bytes: env.number("MAX_LINE_BYTES", defaults.max_line_bytes)?,
+                entity: env.entity()?,
             },
         };
-        refuse_retrigger(
-            cfg.input_bucket.as_deref(),
-            &cfg.input_prefix,
-            &cfg.output_bucket,
-            &cfg.output_prefix,
-        )?;
+        cfg.trigger.refuse(&cfg.output_bucket, &cfg.output_prefix)?;
         Ok(cfg)
     }
 }
@@ -90,14 +84,6 @@ pub struct Written {
     pub stale: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{input}: {reason}")]
-pub struct InputError {
-    /// The object, or the event, that failed.
-    pub input: String,
-    pub reason: String,
-}
-
 /// Write the records of one input. Tuples first, then the record: the record is what fuse reads,
 /// so it only appears once its tuples exist.
 pub async fn write_records(
@@ -107,7 +93,12 @@ pub async fn write_records(
 ) -> Result<Written, StoreError> {
     let results: Vec<Result<Option<String>, StoreError>> =
         futures::stream::iter(keep_latest(records).into_iter().map(|rec| async move {
-            let (record_key, tuples_key) = rec.output_keys(&cfg.output_prefix);
+            let (record_key, tuples_key) = finding_output_keys(
+                &cfg.output_prefix,
+                &rec.account_id,
+                &rec.region,
+                &rec.finding_id,
+            );
             let record_obj = ObjectRef::new(&cfg.output_bucket, record_key);
             if let Some(stored) = read_record(store, &record_obj).await? {
                 if rec.is_older_than(&stored) {
@@ -167,14 +158,18 @@ async fn read_record(
     Ok(serde_json::from_slice(&buf).ok())
 }
 
-/// What happened to one export object.
+/// One export object's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Written {
-        written: Written,
-        stats: ExtractStats,
-    },
-    Skipped(&'static str),
+pub struct Extracted {
+    pub written: Written,
+    pub stats: ExtractStats,
+}
+
+/// An invocation's results added up.
+#[derive(Debug, Default)]
+pub struct Totals {
+    stale: u64,
+    stats: ExtractStats,
 }
 
 /// Process one GuardDuty export object end to end. Nothing is written unless it parsed whole.
@@ -182,19 +177,16 @@ pub async fn process_object(
     cfg: &Config,
     store: &impl ObjectStore,
     obj: &S3Object,
-) -> Result<Outcome, InputError> {
+) -> Result<Outcome<Extracted>, InputError> {
     let input = ObjectRef::new(&obj.bucket, &obj.key);
     let started = Instant::now();
-    let fail = |reason: String| InputError {
-        input: input.to_string(),
-        reason,
-    };
+    let fail = |reason: String| InputError::new(input.to_string(), reason);
     // Never read our own output, whatever the trigger configuration says.
     if obj.bucket == cfg.output_bucket && obj.key.starts_with(&cfg.output_prefix) {
-        return Ok(log_skip(&input, "own_output"));
+        return Ok(Outcome::Skipped("own_output"));
     }
-    if let Err(reason) = export_key(&obj.key, obj.size) {
-        return Ok(log_skip(&input, reason));
+    if let Err(reason) = guardduty_export_key(&obj.key, obj.size) {
+        return Ok(Outcome::Skipped(reason));
     }
     let body = store.get(&input).await.map_err(|e| fail(e.to_string()))?;
     let compressed = body.size;
@@ -216,7 +208,7 @@ pub async fn process_object(
     f.insert("compressed_bytes".into(), json!(compressed));
     f.insert("ms".into(), json!(started.elapsed().as_millis() as u64));
     log_stats(f, &stats, &written);
-    Ok(Outcome::Written { written, stats })
+    Ok(Outcome::Done(Extracted { written, stats }))
 }
 
 /// Process findings carried by the event itself (EventBridge, or EventBridge → SQS).
@@ -226,10 +218,7 @@ pub async fn process_event_findings(
     event: Value,
     label: &str,
 ) -> Result<(Written, ExtractStats), InputError> {
-    let fail = |reason: String| InputError {
-        input: label.to_owned(),
-        reason,
-    };
+    let fail = |reason: String| InputError::new(label, reason);
     let (records, stats) =
         extract_value_as(event, cfg.limits.entity).map_err(|e| fail(e.to_string()))?;
     let written = write_records(cfg, store, records)
@@ -244,165 +233,89 @@ pub async fn process_event_findings(
 
 fn log_stats(mut fields: Map<String, Value>, stats: &ExtractStats, written: &Written) {
     fields.insert("written".into(), json!(written.records));
-    println!(
-        "{}",
-        emf_line(
-            "ipsight",
-            FUNCTION,
-            fields,
-            &[
-                ("findings", stats.findings),
-                ("records", stats.records),
-                ("tuples", stats.pairs),
-                ("ipv6_pairs", stats.ipv6_pairs),
-                ("sample_findings", stats.samples),
-                ("skipped_no_principal", stats.no_principal),
-                ("skipped_no_remote_ip", stats.no_remote_ip),
-                ("skipped_no_id", stats.no_id),
-                ("invalid_ips", stats.invalid_ips),
-                ("stale_redeliveries", written.stale),
-            ],
-        )
+    // Findings without a record, by id: what an operator looks up when a count looks wrong.
+    if !stats.skipped.is_empty() {
+        fields.insert("skipped".into(), json!(stats.skipped));
+    }
+    ipsight_ports::emf::log(
+        FUNCTION,
+        fields,
+        &[
+            ("findings", stats.findings),
+            ("records", stats.records),
+            ("tuples", stats.pairs),
+            ("ipv6_pairs", stats.ipv6_pairs),
+            ("sample_findings", stats.samples),
+            ("skipped_no_principal", stats.no_principal),
+            ("skipped_no_remote_ip", stats.no_remote_ip),
+            ("skipped_no_id", stats.no_id),
+            ("skipped_other_product", stats.other_product),
+            ("skipped_unreadable", stats.unreadable),
+            ("invalid_ips", stats.invalid_ips),
+            ("stale_redeliveries", written.stale),
+        ],
     );
 }
 
-fn log_skip(obj: &ObjectRef, reason: &'static str) -> Outcome {
-    println!(
-        "{}",
-        json!({"event": "object_skipped", "function": FUNCTION, "object": obj.to_string(), "reason": reason})
-    );
-    Outcome::Skipped(reason)
-}
-
-fn log_error(e: &InputError) {
-    eprintln!(
-        "{}",
-        json!({"event": "input_failed", "function": FUNCTION, "input": e.input, "error": e.reason})
-    );
-}
-
+/// An event that carries findings itself: GuardDuty's own, or Security Hub's imported ones.
 fn is_guardduty_finding(n: &Notification) -> bool {
     matches!(n, Notification::EventBridge { source, detail_type, .. }
-        if source == "aws.guardduty" && detail_type == "GuardDuty Finding")
+        if (source == "aws.guardduty" && detail_type == "GuardDuty Finding")
+            || (source == "aws.securityhub" && detail_type == "Security Hub Findings - Imported"))
 }
 
-/// Handle one Lambda event.
-///
-/// * EventBridge "GuardDuty Finding": the finding is extracted and written; a failure fails the
-///   invocation (EventBridge retries, then its DLQ).
-/// * S3 / SNS / EventBridge "Object Created" for export objects: every object is attempted; if any
-///   failed the invocation fails (outputs of the others are rewritten identically on retry).
-/// * SQS batches (of either of the above): each message stands alone and the response lists the
-///   failed ones (`batchItemFailures`, with `ReportBatchItemFailures` on the event source mapping).
+/// The function in the Lambda shell. Besides export objects it takes EventBridge "GuardDuty
+/// Finding" and Security Hub "Security Hub Findings - Imported" events, directly or through SQS.
+pub struct ExtractGuardDuty<'a, S> {
+    pub cfg: &'a Config,
+    pub store: &'a S,
+}
+
+impl<S: ObjectStore> PerObject for ExtractGuardDuty<'_, S> {
+    const FUNCTION: &'static str = FUNCTION;
+    type Done = Extracted;
+    type Totals = Totals;
+
+    async fn process(&self, obj: &S3Object) -> Result<Outcome<Extracted>, InputError> {
+        process_object(self.cfg, self.store, obj).await
+    }
+
+    fn tally(total: &mut Totals, written: &mut Vec<String>, done: Extracted) {
+        total.stats.add(&done.stats);
+        total.stale += done.written.stale;
+        written.extend(done.written.records);
+    }
+
+    fn report(total: Totals, summary: &mut Map<String, Value>) {
+        summary.insert("stale".into(), json!(total.stale));
+        summary.insert("stats".into(), json!(total.stats));
+    }
+
+    fn event(
+        &self,
+        n: &Notification,
+        event: Value,
+        input: String,
+    ) -> Option<BoxFuture<'_, Result<Value, InputError>>> {
+        is_guardduty_finding(n).then(|| {
+            Box::pin(async move {
+                let (w, stats) =
+                    process_event_findings(self.cfg, self.store, event, &input).await?;
+                Ok(json!({"written": w.records, "stale": w.stale, "stats": stats}))
+            }) as BoxFuture<'_, _>
+        })
+    }
+}
+
+/// Handle one Lambda event: GuardDuty findings from EventBridge, native or imported by Security
+/// Hub (a failure fails the invocation: EventBridge retries, then its DLQ), export objects (S3 /
+/// SNS / EventBridge), or SQS batches of either (see `ipsight_lambda_shell`).
 pub async fn handle(
     cfg: &Config,
     store: &impl ObjectStore,
     event: Value,
 ) -> Result<Value, anyhow::Error> {
-    let n = parse_notification(&event)?;
-    if is_guardduty_finding(&n) {
-        let id = event.get("id").and_then(Value::as_str).unwrap_or("?");
-        return match process_event_findings(cfg, store, event.clone(), &format!("event {id}")).await
-        {
-            Ok((w, stats)) => Ok(json!({"written": w.records, "stale": w.stale, "stats": stats})),
-            Err(e) => {
-                log_error(&e);
-                Err(e.into())
-            }
-        };
-    }
-    match n {
-        Notification::TestEvent => Ok(json!({"ignored": "s3:TestEvent"})),
-        Notification::Objects(objects) => {
-            let (summary, errors) = process_all(cfg, store, &objects).await;
-            if errors.is_empty() {
-                Ok(summary)
-            } else {
-                anyhow::bail!(
-                    "{} of {} objects failed: {}",
-                    errors.len(),
-                    objects.len(),
-                    errors.join("; ")
-                )
-            }
-        }
-        Notification::Sqs(messages) => {
-            let mut failures = Vec::new();
-            for m in &messages {
-                let ok = match parse_body(&m.body) {
-                    Ok(Notification::TestEvent) => true,
-                    Ok(Notification::Objects(objects)) => {
-                        process_all(cfg, store, &objects).await.1.is_empty()
-                    }
-                    Ok(n) if is_guardduty_finding(&n) => {
-                        // EventBridge → SQS: the body is the event.
-                        let event: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
-                        let label = format!("message {}", m.message_id);
-                        match process_event_findings(cfg, store, event, &label).await {
-                            Ok(_) => true,
-                            Err(e) => {
-                                log_error(&e);
-                                false
-                            }
-                        }
-                    }
-                    Ok(other) => {
-                        log_message_failure(
-                            &m.message_id,
-                            &format!("unsupported message: {}", other.describe()),
-                        );
-                        false
-                    }
-                    Err(e) => {
-                        log_message_failure(&m.message_id, &e.to_string());
-                        false
-                    }
-                };
-                if !ok {
-                    failures.push(json!({"itemIdentifier": m.message_id}));
-                }
-            }
-            Ok(json!({"batchItemFailures": failures}))
-        }
-        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", other.describe()),
-    }
-}
-
-fn log_message_failure(id: &str, error: &str) {
-    eprintln!(
-        "{}",
-        json!({"event": "message_failed", "function": FUNCTION, "message_id": id, "error": error})
-    );
-}
-
-async fn process_all(
-    cfg: &Config,
-    store: &impl ObjectStore,
-    objects: &[S3Object],
-) -> (Value, Vec<String>) {
-    let mut written = Vec::new();
-    let mut stale = 0u64;
-    let mut skipped = Vec::new();
-    let mut errors = Vec::new();
-    let mut total = ExtractStats::default();
-    for o in objects {
-        match process_object(cfg, store, o).await {
-            Ok(Outcome::Written { written: w, stats }) => {
-                total.add(&stats);
-                written.extend(w.records);
-                stale += w.stale;
-            }
-            Ok(Outcome::Skipped(reason)) => skipped.push(json!({"key": o.key, "reason": reason})),
-            Err(e) => {
-                log_error(&e);
-                errors.push(e.to_string());
-            }
-        }
-    }
-    (
-        json!({"written": written, "stale": stale, "skipped": skipped, "failed": errors, "stats": total}),
-        errors,
-    )
+    ipsight_lambda_shell::handle(&ExtractGuardDuty { cfg, store }, event).await
 }
 
 #[cfg(test)]

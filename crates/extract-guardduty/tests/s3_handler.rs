@@ -1,28 +1,13 @@
 //! The handler against a real S3-protocol server (moto_server) through the real aws-sdk-s3 client.
-use std::io::Write;
 
 use extract_guardduty::{handle, Config};
-use flate2::{write::GzEncoder, Compression};
 use ipsight_aws::S3Store;
 use ipsight_formats::guardduty::FindingRecord;
-use ipsight_testkit::S3Server;
+use ipsight_testkit::events::{gz, s3_record, sqs};
+use ipsight_testkit::{guardduty_shapes as shapes, S3Server};
 use serde_json::{json, Value};
 
 const ACCT: &str = "111122223333";
-
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn real(name: &str) -> Value {
-    let p = format!(
-        "{}/../../../shared/data/real/guardduty/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 fn finding(id: &str, user_type: &str, principal: &str, ip: &str, count: u64) -> Value {
     json!({"schemaVersion":"2.0","accountId":ACCT,"region":"eu-west-1","partition":"aws","id":id,
@@ -40,16 +25,6 @@ fn event(detail: Value) -> Value {
 
 fn export_key(name: &str) -> String {
     format!("AWSLogs/{ACCT}/GuardDuty/eu-west-1/2026/01/05/{name}.jsonl.gz")
-}
-
-fn s3_record(bucket: &str, key: &str) -> Value {
-    json!({"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"eu-west-1","eventName":"ObjectCreated:Put",
-           "s3":{"s3SchemaVersion":"1.0","bucket":{"name":bucket},"object":{"key":key.replace(' ', "+"),"size":100}}})
-}
-
-fn sqs(messages: &[(&str, String)]) -> Value {
-    json!({"Records": messages.iter().map(|(id, body)| json!({"messageId": id, "receiptHandle": "rh", "body": body,
-        "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:q", "awsRegion": "eu-west-1"})).collect::<Vec<_>>()})
 }
 
 async fn setup() -> (S3Server, S3Store, Config, String, String) {
@@ -76,12 +51,12 @@ async fn record(s3: &S3Server, bucket: &str, key: &str) -> FindingRecord {
 #[tokio::test]
 async fn eventbridge_finding_is_written_and_updates_overwrite() {
     let (s3, store, cfg, _eb, db) = setup().await;
-    // A real event (cloud-custodian fixture): IAM user, Tor caller, sample.
-    let resp = handle(&cfg, &store, real("cloud-custodian__iam-duty-event.json"))
+    // A generated sample finding through EventBridge, in the real shape: IAM user, Tor caller.
+    let resp = handle(&cfg, &store, shapes::sample_finding_event())
         .await
         .unwrap();
     let key =
-        "infer/guardduty/findings/883606788610/us-east-1/36b01b60fc22bb4edb19d62d9899e953.json";
+        "infer/guardduty/findings/444455556666/us-east-1/5e0c7a9b1d3f4a6c8e0b2d4f6a8c0e1f.json";
     assert_eq!(resp["written"], json!([key]), "{resp}");
     let rec = record(&s3, &db, key).await;
     assert_eq!(rec.pairs[0].entity, "GeneratedFindingPrincipalId");
@@ -89,7 +64,7 @@ async fn eventbridge_finding_is_written_and_updates_overwrite() {
     assert_eq!(
         s3.get(
             &db,
-            "infer/guardduty/tuples/883606788610/us-east-1/36b01b60fc22bb4edb19d62d9899e953.csv"
+            "infer/guardduty/tuples/444455556666/us-east-1/5e0c7a9b1d3f4a6c8e0b2d4f6a8c0e1f.csv"
         )
         .await
         .unwrap(),
@@ -127,16 +102,53 @@ async fn eventbridge_finding_is_written_and_updates_overwrite() {
             "infer/guardduty/findings/111122223333/eu-west-1/a1b2c3.json",
             key,
             "infer/guardduty/tuples/111122223333/eu-west-1/a1b2c3.csv",
-            "infer/guardduty/tuples/883606788610/us-east-1/36b01b60fc22bb4edb19d62d9899e953.csv",
+            "infer/guardduty/tuples/444455556666/us-east-1/5e0c7a9b1d3f4a6c8e0b2d4f6a8c0e1f.csv",
         ]
     );
 
     // A finding without a principal is counted, not an error, and writes nothing.
-    let resp = handle(&cfg, &store, real("cloud-custodian__ec2-duty-event.json"))
+    let resp = handle(&cfg, &store, event(shapes::ec2_network_finding()))
         .await
         .unwrap();
     assert_eq!(resp["stats"]["no_principal"], 1);
     assert_eq!(resp["written"], json!([]));
+}
+
+/// The same through GuardDuty's and cloud-custodian's published findings, when the sample data is there.
+#[tokio::test]
+async fn real_findings_through_the_handler() {
+    let Some(dir) = ipsight_testkit::real_data(
+        "guardduty",
+        "extract-guardduty real_findings_through_the_handler",
+    ) else {
+        return;
+    };
+    let real = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+    let iam = real("cloud-custodian__iam-duty-event.json");
+    let ec2 = real("cloud-custodian__ec2-duty-event.json");
+    let ec2_doc = real("aws-samples-gd-automated-response__guardduty_ec2_event.json");
+    let (s3, store, cfg, eb, db) = setup().await;
+    let resp = handle(&cfg, &store, iam).await.unwrap();
+    let key =
+        "infer/guardduty/findings/883606788610/us-east-1/36b01b60fc22bb4edb19d62d9899e953.json";
+    assert_eq!(resp["written"], json!([key]), "{resp}");
+    let rec = record(&s3, &db, key).await;
+    assert_eq!(rec.pairs[0].entity, "GeneratedFindingPrincipalId");
+    assert!(rec.sample);
+    let raw = String::from_utf8(s3.get(&db, key).await.unwrap()).unwrap();
+    assert!(!raw.contains("GeneratedFindingAccessKeyId"), "{raw}");
+    let resp = handle(&cfg, &store, ec2).await.unwrap();
+    assert_eq!(resp["stats"]["no_principal"], 1);
+    // A real finding document as an export line: counted, not an error.
+    let export = export_key("real");
+    s3.put(&eb, &export, gz(format!("{ec2_doc}\n").as_bytes()))
+        .await;
+    let resp = handle(&cfg, &store, json!({"Records": [s3_record(&eb, &export)]}))
+        .await
+        .unwrap();
+    assert_eq!(resp["stats"]["no_principal"], 1, "{resp}");
 }
 
 #[tokio::test]
@@ -148,7 +160,7 @@ async fn s3_export_objects_via_notification() {
         finding("f2", "FederatedUser", "111122223333:carol", "192.0.2.44", 1),
         // The same finding again, updated later in the same export: one record, the newer one.
         finding("f1", "IAMUser", "AIDAALICE", "198.51.100.7", 3),
-        real("aws-samples-gd-automated-response__guardduty_ec2_event.json"),
+        shapes::ec2_network_finding(),
     ];
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     s3.put(&eb, &good, gz(body.as_bytes())).await;
@@ -266,4 +278,150 @@ async fn own_output_and_unsupported_events() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("unsupported event"), "{err}");
+}
+
+fn shape_fixture(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/../formats/tests/fixtures/guardduty/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// Issue 17: one EKS finding (`userAgent` a string) failed the whole export object and sent the
+/// message to the DLQ. An export holding every finding family is now written whole.
+#[tokio::test]
+async fn an_export_of_every_finding_family_is_written_whole() {
+    let (s3, store, cfg, eb, db) = setup().await;
+    let key = export_key("families");
+    s3.put(&eb, &key, gz(&shape_fixture("export.jsonl"))).await;
+    let resp = handle(&cfg, &store, json!({"Records": [s3_record(&eb, &key)]}))
+        .await
+        .unwrap();
+    assert_eq!(resp["failed"], json!([]), "{resp}");
+    assert_eq!(resp["stats"]["findings"], 17, "{resp}");
+    assert_eq!(resp["stats"]["records"], 6, "{resp}");
+    assert_eq!(resp["stats"]["no_principal"], 10, "{resp}");
+    let eks =
+        format!("infer/guardduty/tuples/{ACCT}/eu-west-1/a6eks0000000000000000000000000006.csv");
+    assert_eq!(
+        s3.get(&db, &eks).await.unwrap(),
+        b"AROAEXAMPLEEKSADMIN1,203.0.113.50\nAROAEXAMPLEEKSADMIN1,203.0.113.51\n"
+    );
+}
+
+/// Security Hub's "Findings - Imported" events (directly and through SQS) give the records of the
+/// native GuardDuty findings, at the same keys.
+#[tokio::test]
+async fn security_hub_imported_findings_are_extracted() {
+    let (s3, store, cfg, _eb, db) = setup().await;
+    let ev: Value = serde_json::from_slice(&shape_fixture("asff-imported-event.json")).unwrap();
+    let resp = handle(&cfg, &store, ev.clone()).await.unwrap();
+    assert_eq!(resp["written"].as_array().unwrap().len(), 3, "{resp}");
+    let key =
+        format!("infer/guardduty/findings/{ACCT}/eu-west-1/a1iam0000000000000000000000000001.json");
+    let r = record(&s3, &db, &key).await;
+    assert_eq!(
+        r.finding_type,
+        "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
+    );
+    assert_eq!(r.pairs[0].entity, "AROAEXAMPLEWEBROLE01");
+    assert_eq!(r.pairs[0].ip.to_string(), "198.51.100.7");
+    // The native finding, extracted the same way, is the same record.
+    let native = ipsight_formats::guardduty::extract_all(
+        &shape_fixture("export.jsonl")[..],
+        &Default::default(),
+    )
+    .unwrap()
+    .0;
+    assert_eq!(r, native[0]);
+    // Through SQS (EventBridge → SQS): one message, no failure.
+    let resp = handle(&cfg, &store, sqs(&[("m1", ev.to_string())]))
+        .await
+        .unwrap();
+    assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
+}
+
+/// IPv6 is never lost: `ipAddressV6` of an API call, of port probes and of a network connection
+/// lands in the record's `ipv6` pairs (canonical RFC 5952 text, which ipcheck and fuse score), the
+/// tuple CSV — SageMaker's IPv4-only format — keeps the IPv4 pairs, and the counters say how many.
+#[tokio::test]
+async fn ipv6_remote_addresses_are_kept_in_the_record() {
+    let (s3, store, cfg, _eb, db) = setup().await;
+    let mut api = finding("v6api", "IAMUser", "AIDAALICE", "198.51.100.7", 1);
+    api["service"]["action"]["awsApiCallAction"]["remoteIpDetails"]["ipAddressV6"] =
+        json!("2A02:1234:0:AB00:0:0:0:7");
+    let probe = json!({"schemaVersion":"2.0","accountId":ACCT,"region":"eu-west-1","partition":"aws","id":"v6probe",
+        "type":"Recon:EC2/PortProbeUnprotectedPort","severity":2,"updatedAt":"2026-01-05T10:00:00.000Z",
+        "resource":{"resourceType":"Instance","accessKeyDetails":{"principalId":"AROABUILD:i-0abc","userType":"AssumedRole"},
+            "instanceDetails":{"instanceId":"i-0abc"}},
+        "service":{"count":1,"action":{"actionType":"PORT_PROBE",
+            "portProbeAction":{"portProbeDetails":[
+                {"remoteIpDetails":{"ipAddressV6":"2001:db8:aa::1"}},
+                {"remoteIpDetails":{"ipAddressV6":"2001:0db8:00aa:0000:0000:0000:0000:0001"}},
+                {"remoteIpDetails":{"ipAddressV4":"203.0.113.5"}}]},
+            "networkConnectionAction":{"remoteIpDetails":{"ipAddressV6":"2600:1f18::9"}}}}});
+    let resp = handle(&cfg, &store, event(api)).await.unwrap();
+    assert_eq!(resp["stats"]["ipv6_pairs"], 1, "{resp}");
+    let rec = record(
+        &s3,
+        &db,
+        &format!("infer/guardduty/findings/{ACCT}/eu-west-1/v6api.json"),
+    )
+    .await;
+    assert_eq!(rec.pairs.len(), 1);
+    assert_eq!(rec.ipv6.len(), 1);
+    assert_eq!(rec.ipv6[0].entity, "AIDAALICE");
+    assert_eq!(rec.ipv6[0].ip.to_string(), "2a02:1234:0:ab00::7");
+    let raw = String::from_utf8(
+        s3.get(
+            &db,
+            &format!("infer/guardduty/findings/{ACCT}/eu-west-1/v6api.json"),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(raw.contains(r#""ip":"2a02:1234:0:ab00::7""#), "{raw}");
+    assert_eq!(
+        s3.get(
+            &db,
+            &format!("infer/guardduty/tuples/{ACCT}/eu-west-1/v6api.csv")
+        )
+        .await
+        .unwrap(),
+        b"AIDAALICE,198.51.100.7\n"
+    );
+
+    let resp = handle(&cfg, &store, event(probe)).await.unwrap();
+    // The two spellings of one probe address are one pair.
+    assert_eq!(resp["stats"]["ipv6_pairs"], 2, "{resp}");
+    let rec = record(
+        &s3,
+        &db,
+        &format!("infer/guardduty/findings/{ACCT}/eu-west-1/v6probe.json"),
+    )
+    .await;
+    let v6: Vec<(String, String, String)> = rec
+        .ipv6
+        .iter()
+        .map(|p| (p.entity.clone(), p.ip.to_string(), p.action.clone()))
+        .collect();
+    assert_eq!(
+        v6,
+        [
+            (
+                "AROABUILD".into(),
+                "2600:1f18::9".into(),
+                "NETWORK_CONNECTION".into()
+            ),
+            (
+                "AROABUILD".into(),
+                "2001:db8:aa::1".into(),
+                "PORT_PROBE".into()
+            ),
+        ]
+    );
+    assert_eq!(rec.pairs.len(), 1);
+    assert_eq!(rec.pairs[0].ip.to_string(), "203.0.113.5");
 }

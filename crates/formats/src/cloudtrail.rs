@@ -9,7 +9,7 @@
 //! objects in a row go through a [`Workspace`], which reuses the buffers and the gzip decoder.
 use std::borrow::Cow;
 use std::io::{self, BufRead, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use flate2::bufread::GzDecoder;
 use serde::{de::IgnoredAny, Deserialize, Serialize};
@@ -18,6 +18,7 @@ use crate::entity::{entity_for, EntityFields, EntityKind};
 use crate::fastrec;
 use crate::ip::{classify_ip, IpClass};
 use crate::limit::{is_cap_error, maybe_gunzip, CappedReader};
+use crate::pairs::PairAggregate;
 use crate::tuples::write_tuple;
 
 /// Limits for one object.
@@ -29,6 +30,19 @@ pub struct PrepareOptions {
     pub max_record_bytes: usize,
     /// What the tuples' entities are.
     pub entity: EntityKind,
+    /// What becomes of records from IPv6 addresses.
+    pub ipv6: Ipv6Tuples,
+}
+
+/// What becomes of IPv6 records. SageMaker IP Insights is IPv4-only, so output bound for its
+/// training channel sets them aside (counted as `ipv6`); ipsight's own model takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ipv6Tuples {
+    /// Counted as `ipv6`, no tuple.
+    #[default]
+    SetAside,
+    /// Written beside the IPv4 tuples, in canonical RFC 5952 text.
+    Keep,
 }
 
 impl Default for PrepareOptions {
@@ -38,12 +52,14 @@ impl Default for PrepareOptions {
             max_uncompressed_bytes: 4 << 30,
             max_record_bytes: 32 << 20,
             entity: EntityKind::Principal,
+            ipv6: Ipv6Tuples::SetAside,
         }
     }
 }
 
 /// Counts for one object (or, summed, for many). Every record lands in exactly one bucket:
-/// `tuples + no_principal + aws_internal + service_host + ipv6 + missing_ip + invalid_ip == records`.
+/// `tuples + no_principal + aws_internal + service_host + ipv6 + missing_ip + invalid_ip == records`;
+/// `ipv6_tuples` counts the IPv6 tuples among `tuples`, `ipv6` the IPv6 records set aside.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PrepareStats {
     pub records: u64,
@@ -52,6 +68,7 @@ pub struct PrepareStats {
     pub aws_internal: u64,
     pub service_host: u64,
     pub ipv6: u64,
+    pub ipv6_tuples: u64,
     pub missing_ip: u64,
     pub invalid_ip: u64,
     /// Uncompressed bytes read.
@@ -66,6 +83,7 @@ impl PrepareStats {
         self.aws_internal += o.aws_internal;
         self.service_host += o.service_host;
         self.ipv6 += o.ipv6;
+        self.ipv6_tuples += o.ipv6_tuples;
         self.missing_ip += o.missing_ip;
         self.invalid_ip += o.invalid_ip;
         self.bytes_in += o.bytes_in;
@@ -130,6 +148,10 @@ pub struct UserIdentity<'a> {
     /// Raw bytes, for the same reason as [`Record::user_agent`].
     #[serde(rename = "arn", borrow, default, deserialize_with = "raw_string")]
     pub arn: Option<Cow<'a, [u8]>>,
+    /// The AWS service that made the call for the principal (`athena.amazonaws.com`): the tuning
+    /// file's `aws_callers.invoked_by` excludes such events from alerting.
+    #[serde(rename = "invokedBy", borrow, default)]
+    pub invoked_by: Option<Cow<'a, str>>,
 }
 
 /// Why a record yields no tuple.
@@ -138,13 +160,12 @@ pub enum NoTuple {
     NoPrincipal,
     AwsInternal,
     ServiceHost,
-    Ipv6,
     MissingIp,
     InvalidIp,
 }
 
 /// Apply the tuple contract (ARCHITECTURE.md) to one record.
-pub fn record_tuple(rec: &Record<'_>) -> Result<(String, Ipv4Addr), NoTuple> {
+pub fn record_tuple(rec: &Record<'_>) -> Result<(String, IpAddr), NoTuple> {
     record_tuple_as(rec, EntityKind::Principal)
 }
 
@@ -200,7 +221,10 @@ fn utf8(b: Option<&[u8]>) -> Option<&str> {
 
 /// [`record_tuple`] with another entity definition (a record without what it needs has no
 /// tuple, counted as no principal).
-pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, Ipv4Addr), NoTuple> {
+///
+/// IPv4 and IPv6 sources both give a tuple; whether IPv6 tuples are kept is the caller's choice
+/// ([`Ipv6Tuples`]).
+pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, IpAddr), NoTuple> {
     let ui = rec.user_identity.as_ref();
     let entity = entity_for(
         kind,
@@ -217,8 +241,8 @@ pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, Ip
     let ip = match rec.source_ip_address.as_deref() {
         None | Some("") => Err(NoTuple::MissingIp),
         Some(s) => match classify_ip(s) {
-            IpClass::V4(v4) => Ok(v4),
-            IpClass::V6(_) => Err(NoTuple::Ipv6),
+            IpClass::V4(v4) => Ok(IpAddr::V4(v4)),
+            IpClass::V6(v6) => Ok(IpAddr::V6(v6)),
             IpClass::AwsInternal => Err(NoTuple::AwsInternal),
             IpClass::ServiceHost => Err(NoTuple::ServiceHost),
             IpClass::Invalid => Err(NoTuple::InvalidIp),
@@ -229,17 +253,27 @@ pub fn record_tuple_as(rec: &Record<'_>, kind: EntityKind) -> Result<(String, Ip
     Ok((entity, ip?))
 }
 
+/// What [`TupleSink`] did with one record.
+enum Counted {
+    Tuple(IpAddr),
+    Ipv6SetAside,
+    No(NoTuple),
+}
+
 impl PrepareStats {
-    fn count(&mut self, r: Result<(), NoTuple>) {
+    fn count(&mut self, r: Counted) {
         self.records += 1;
         match r {
-            Ok(()) => self.tuples += 1,
-            Err(NoTuple::NoPrincipal) => self.no_principal += 1,
-            Err(NoTuple::AwsInternal) => self.aws_internal += 1,
-            Err(NoTuple::ServiceHost) => self.service_host += 1,
-            Err(NoTuple::Ipv6) => self.ipv6 += 1,
-            Err(NoTuple::MissingIp) => self.missing_ip += 1,
-            Err(NoTuple::InvalidIp) => self.invalid_ip += 1,
+            Counted::Tuple(ip) => {
+                self.tuples += 1;
+                self.ipv6_tuples += u64::from(ip.is_ipv6());
+            }
+            Counted::Ipv6SetAside => self.ipv6 += 1,
+            Counted::No(NoTuple::NoPrincipal) => self.no_principal += 1,
+            Counted::No(NoTuple::AwsInternal) => self.aws_internal += 1,
+            Counted::No(NoTuple::ServiceHost) => self.service_host += 1,
+            Counted::No(NoTuple::MissingIp) => self.missing_ip += 1,
+            Counted::No(NoTuple::InvalidIp) => self.invalid_ip += 1,
         }
     }
 }
@@ -253,24 +287,85 @@ pub fn prepare_cloudtrail<R: BufRead, W: Write>(
     out: &mut W,
     opts: &PrepareOptions,
 ) -> Result<PrepareStats, CloudTrailError> {
-    let mut sink = TupleSink::new(out, opts.entity);
+    prepare_cloudtrail_to(input, Outputs::tuples(out), opts)
+}
+
+/// Where a preparer's tuples go: the tuple CSV, the pair aggregate, or both (the same records and
+/// rules feed both, so the pair file always agrees with the tuples).
+pub struct Outputs<'w, W> {
+    pub tuples: Option<&'w mut W>,
+    pub pairs: Option<&'w mut PairAggregate>,
+}
+
+impl<'w, W> Outputs<'w, W> {
+    pub fn tuples(out: &'w mut W) -> Self {
+        Self {
+            tuples: Some(out),
+            pairs: None,
+        }
+    }
+}
+
+impl<'w> Outputs<'w, io::Sink> {
+    pub fn pairs(pairs: &'w mut PairAggregate) -> Self {
+        Self {
+            tuples: None,
+            pairs: Some(pairs),
+        }
+    }
+}
+
+/// [`prepare_cloudtrail`] into tuples and/or pairs. On error the pair aggregate may hold some of
+/// the object's records: callers aggregate each object separately and merge it only on success.
+pub fn prepare_cloudtrail_to<R: BufRead, W: Write>(
+    input: R,
+    outputs: Outputs<'_, W>,
+    opts: &PrepareOptions,
+) -> Result<PrepareStats, CloudTrailError> {
+    let mut sink = TupleSink::new(outputs, opts);
     let bytes = for_each_record(input, opts, |rec| sink.record(rec));
     sink.finish(bytes)
 }
 
+/// [`prepare_cloudtrail`] with the IPv6 tuples on their own stream `out_v6` (whatever `opts.ipv6`
+/// says): `out` stays fit for SageMaker's IPv4-only training channel and no IPv6 record is lost.
+pub fn prepare_cloudtrail_split<R: BufRead, W: Write, W6: Write>(
+    input: R,
+    out: &mut W,
+    out_v6: &mut W6,
+    opts: &PrepareOptions,
+) -> Result<PrepareStats, CloudTrailError> {
+    let mut sink = TupleSink::new(Outputs::tuples(out), opts);
+    sink.v6 = Ipv6Route::Other(out_v6);
+    let bytes = for_each_record(input, opts, |rec| sink.record(rec));
+    sink.finish(bytes)
+}
+
+/// Where a [`TupleSink`] sends IPv6 tuples.
+enum Ipv6Route<'w> {
+    SetAside,
+    Same,
+    Other(&'w mut dyn Write),
+}
+
 /// Writes the tuple of each record and counts why the others have none.
 struct TupleSink<'w, W> {
-    out: &'w mut W,
+    out: Outputs<'w, W>,
+    v6: Ipv6Route<'w>,
     entity: EntityKind,
     stats: PrepareStats,
     write_err: Option<io::Error>,
 }
 
 impl<'w, W: Write> TupleSink<'w, W> {
-    fn new(out: &'w mut W, entity: EntityKind) -> Self {
+    fn new(out: Outputs<'w, W>, opts: &PrepareOptions) -> Self {
         Self {
             out,
-            entity,
+            v6: match opts.ipv6 {
+                Ipv6Tuples::SetAside => Ipv6Route::SetAside,
+                Ipv6Tuples::Keep => Ipv6Route::Same,
+            },
+            entity: opts.entity,
             stats: PrepareStats::default(),
             write_err: None,
         }
@@ -281,13 +376,25 @@ impl<'w, W: Write> TupleSink<'w, W> {
     fn record(&mut self, rec: &Record<'_>) -> bool {
         let r = match record_tuple_as(rec, self.entity) {
             Ok((entity, ip)) => {
-                if let Err(e) = write_tuple(self.out, &entity, ip) {
+                if ip.is_ipv6() && matches!(self.v6, Ipv6Route::SetAside) {
+                    self.stats.count(Counted::Ipv6SetAside);
+                    return true;
+                }
+                let written = match (&mut self.v6, self.out.tuples.as_deref_mut()) {
+                    (_, None) => Ok(()),
+                    (Ipv6Route::Other(w6), Some(_)) if ip.is_ipv6() => write_tuple(w6, &entity, ip),
+                    (_, Some(out)) => write_tuple(out, &entity, ip),
+                };
+                if let Err(e) = written {
                     self.write_err = Some(e);
                     return false;
                 }
-                Ok(())
+                if let Some(pairs) = self.out.pairs.as_deref_mut() {
+                    pairs.add_event(&entity, ip, rec.event_time.as_deref());
+                }
+                Counted::Tuple(ip)
             }
-            Err(e) => Err(e),
+            Err(e) => Counted::No(e),
         };
         self.stats.count(r);
         true
@@ -344,7 +451,18 @@ impl Workspace {
         out: &mut W,
         opts: &PrepareOptions,
     ) -> Result<PrepareStats, CloudTrailError> {
-        let mut sink = TupleSink::new(out, opts.entity);
+        self.prepare_whole_to(input, size_hint, Outputs::tuples(out), opts)
+    }
+
+    /// [`Self::prepare_whole`] into tuples and/or pairs (see [`prepare_cloudtrail_to`]).
+    pub fn prepare_whole_to<R: Read, W: Write>(
+        &mut self,
+        input: R,
+        size_hint: u64,
+        outputs: Outputs<'_, W>,
+        opts: &PrepareOptions,
+    ) -> Result<PrepareStats, CloudTrailError> {
+        let mut sink = TupleSink::new(outputs, opts);
         let bytes = self.for_each_record_whole(input, size_hint, opts, |rec| sink.record(rec));
         sink.finish(bytes)
     }
@@ -920,6 +1038,7 @@ mod tests {
                 aws_internal: 1,
                 service_host: 1,
                 ipv6: 1,
+                ipv6_tuples: 0,
                 missing_ip: 1,
                 invalid_ip: 1,
                 bytes_in: DOC.len() as u64
@@ -928,6 +1047,66 @@ mod tests {
         // Same through gzip, and across tiny read chunks.
         let (csv2, _) = run(&gz(DOC.as_bytes())).unwrap();
         assert_eq!(csv, csv2);
+    }
+
+    /// IPv6 records: set aside and counted by default, kept in canonical text with `Ipv6Tuples::Keep`,
+    /// or routed to their own stream; the IPv4 output is the same in all three.
+    #[test]
+    fn ipv6_set_aside_kept_or_split() {
+        let doc = br#"{"Records":[
+{"userIdentity":{"type":"IAMUser","principalId":"AIDAUSER1"},"sourceIPAddress":"2001:DB8:0:0::0001"},
+{"userIdentity":{"type":"IAMUser","principalId":"AIDAUSER1"},"sourceIPAddress":"198.51.100.7"},
+{"userIdentity":{"type":"AssumedRole","principalId":"AROAROLE1:s"},"sourceIPAddress":"2a01:e0a:3c8:7b0:1cf3:e8f4:aa40:3c01"},
+{"userIdentity":{"type":"IAMUser","principalId":"AIDAUSER1"},"sourceIPAddress":"::ffff:192.0.2.1"},
+{"userIdentity":{"type":"IAMUser","principalId":"AIDAUSER1"},"sourceIPAddress":"fe80::1%eth0"}
+]}"#;
+        let v4 = "AIDAUSER1,198.51.100.7\nAIDAUSER1,192.0.2.1\n";
+        let v6 = "AIDAUSER1,2001:db8::1\nAROAROLE1,2a01:e0a:3c8:7b0:1cf3:e8f4:aa40:3c01\n";
+        let (csv, st) = run(doc).unwrap();
+        assert_eq!(csv, v4);
+        assert_eq!(
+            (
+                st.records,
+                st.tuples,
+                st.ipv6,
+                st.ipv6_tuples,
+                st.invalid_ip
+            ),
+            (5, 2, 2, 0, 1)
+        );
+        let keep = PrepareOptions {
+            ipv6: Ipv6Tuples::Keep,
+            ..PrepareOptions::default()
+        };
+        let mut out = Vec::new();
+        let st = prepare_cloudtrail(&doc[..], &mut out, &keep).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "AIDAUSER1,2001:db8::1\nAIDAUSER1,198.51.100.7\nAROAROLE1,2a01:e0a:3c8:7b0:1cf3:e8f4:aa40:3c01\nAIDAUSER1,192.0.2.1\n"
+        );
+        assert_eq!(
+            (
+                st.records,
+                st.tuples,
+                st.ipv6,
+                st.ipv6_tuples,
+                st.invalid_ip
+            ),
+            (5, 4, 0, 2, 1)
+        );
+        let mut ws_out = Vec::new();
+        let ws_st = Workspace::new()
+            .prepare_whole(&doc[..], doc.len() as u64, &mut ws_out, &keep)
+            .unwrap();
+        assert_eq!(ws_st, st);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let st =
+            prepare_cloudtrail_split(&doc[..], &mut a, &mut b, &PrepareOptions::default()).unwrap();
+        assert_eq!(
+            (String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap()),
+            (v4.to_string(), v6.to_string())
+        );
+        assert_eq!((st.tuples, st.ipv6, st.ipv6_tuples), (4, 0, 2));
     }
 
     #[test]
@@ -1123,68 +1302,91 @@ mod tests {
         assert_eq!(csv.lines().nth(2999).unwrap(), "AROA2999,10.1.11.183");
     }
 
+    /// Prepares one trail file every way there is and checks they agree: the reused workspace and
+    /// the fast record path with the stream, and the stream with plain serde_json decoding of every
+    /// record. Sessions are cut and every address is IPv4.
+    fn agrees_every_way(ws: &mut Workspace, name: &str, data: &[u8]) -> PrepareStats {
+        let (csv, st) = run(data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        same_as_streaming(ws, data, data.len() as u64, &PrepareOptions::default());
+        let mut serde_only = Vec::new();
+        let value: serde_json::Value =
+            serde_json::from_reader(flate2::read::MultiGzDecoder::new(data))
+                .or_else(|_| serde_json::from_slice(data))
+                .unwrap();
+        let records = value
+            .get("Records")
+            .unwrap_or(&value)
+            .as_array()
+            .unwrap()
+            .clone();
+        for r in records {
+            let text = serde_json::to_string(&r).unwrap();
+            let rec: Record<'_> = serde_json::from_str(&text).unwrap();
+            if let Ok((entity, ip)) = record_tuple(&rec).and_then(|t| {
+                if t.1.is_ipv4() {
+                    Ok(t)
+                } else {
+                    Err(NoTuple::InvalidIp)
+                }
+            }) {
+                write_tuple(&mut serde_only, &entity, ip).unwrap();
+            }
+        }
+        assert_eq!(csv.as_bytes(), &serde_only[..], "{name}");
+        for line in csv.lines() {
+            let (ent, ip) = line.split_once(',').unwrap();
+            assert!(
+                !ent.contains(':') || !ent.starts_with("AROA"),
+                "session suffix kept: {line}"
+            );
+            assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{line}");
+        }
+        assert_eq!(
+            st.records,
+            st.tuples
+                + st.no_principal
+                + st.aws_internal
+                + st.service_host
+                + st.ipv6
+                + st.missing_ip
+                + st.invalid_ip,
+            "{name}: every record is a tuple or counted by reason"
+        );
+        st
+    }
+
+    /// The shapes of real exported trails, written by us: a pretty-printed bare array (how
+    /// `aws cloudtrail lookup-events` output and Stratus Red Team's samples look) and a gzipped
+    /// `Records` document, both holding every entity kind and every skip reason.
+    #[test]
+    fn own_trail_shapes_agree_every_way() {
+        let records: serde_json::Value = serde_json::from_str(DOC).unwrap();
+        let pretty = serde_json::to_string_pretty(&records["Records"]).unwrap();
+        let mut ws = Workspace::new();
+        let st = agrees_every_way(&mut ws, "pretty bare array", pretty.as_bytes());
+        assert_eq!((st.records, st.tuples), (11, 5));
+        let st = agrees_every_way(&mut ws, "gzipped Records", &gz(DOC.as_bytes()));
+        assert_eq!((st.records, st.tuples), (11, 5));
+    }
+
     #[test]
     fn real_stratus_red_team_samples() {
-        let dir = format!(
-            "{}/../../../shared/data/real/stratus-red-team",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let Some(dir) = ipsight_testkit::real_data(
+            "stratus-red-team",
+            "formats cloudtrail::real_stratus_red_team_samples",
+        ) else {
+            return;
+        };
         let mut total = PrepareStats::default();
         let mut files = 0;
         let mut ws = Workspace::new();
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let data = std::fs::read(&p).unwrap();
-            let (csv, st) = run(&data).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            // Real files: the reused workspace and the fast record path agree with the stream, and
-            // the stream with plain serde_json decoding of every record.
-            same_as_streaming(
-                &mut ws,
-                &data,
-                data.len() as u64,
-                &PrepareOptions::default(),
-            );
-            let mut serde_only = Vec::new();
-            let value: serde_json::Value =
-                serde_json::from_reader(flate2::read::MultiGzDecoder::new(&data[..]))
-                    .or_else(|_| serde_json::from_slice(&data))
-                    .unwrap();
-            let records = value
-                .get("Records")
-                .unwrap_or(&value)
-                .as_array()
-                .unwrap()
-                .clone();
-            for r in records {
-                let text = serde_json::to_string(&r).unwrap();
-                let rec: Record<'_> = serde_json::from_str(&text).unwrap();
-                if let Ok((entity, ip)) = record_tuple(&rec) {
-                    write_tuple(&mut serde_only, &entity, ip).unwrap();
-                }
-            }
-            assert_eq!(csv.as_bytes(), &serde_only[..], "{}", p.display());
-            for line in csv.lines() {
-                let (ent, ip) = line.split_once(',').unwrap();
-                assert!(
-                    !ent.contains(':') || !ent.starts_with("AROA"),
-                    "session suffix kept: {line}"
-                );
-                assert!(ip.parse::<Ipv4Addr>().is_ok(), "{line}");
-            }
-            total.add(&st);
+            total.add(&agrees_every_way(&mut ws, &p.display().to_string(), &data));
             files += 1;
         }
         assert!(files >= 30);
         assert!(total.records > 300 && total.tuples > 100, "{total:?}");
-        assert_eq!(
-            total.records,
-            total.tuples
-                + total.no_principal
-                + total.aws_internal
-                + total.service_host
-                + total.ipv6
-                + total.missing_ip
-                + total.invalid_ip
-        );
     }
 }

@@ -35,6 +35,23 @@ pub fn normalise_entity(
     }
 }
 
+/// The IAM principal id behind an EKS (Kubernetes) user id: `aws-iam-authenticator:<account>:<principal
+/// id>` (`heptio-authenticator-aws:` on older clusters), as EKS audit logs, their OCSF translation
+/// and GuardDuty's EKS findings name it. CloudTrail names the same identity by that principal id,
+/// so EKS activity and the trained entities meet. Other Kubernetes users (service accounts,
+/// certificates, `system:anonymous`) are not IAM principals: `None`.
+pub fn eks_principal_id(uid: &str) -> Option<&str> {
+    let (authenticator, rest) = uid.trim().split_once(':')?;
+    if !matches!(
+        authenticator,
+        "aws-iam-authenticator" | "heptio-authenticator-aws"
+    ) {
+        return None;
+    }
+    let (_account, principal) = rest.split_once(':')?;
+    Some(principal.trim()).filter(|p| !p.is_empty())
+}
+
 /// What a tuple's entity is: the principal (the default, as in the AWS samples), or another class of
 /// behaviour IP Insights can learn normal addresses for. The preparer, the extractor and ipcheck build
 /// entities with the same kind, and the model file records the kind it was trained on, so scoring
@@ -285,6 +302,16 @@ mod tests {
         assert_eq!(n(Some("AWSService"), None, None), None);
         assert_eq!(n(Some("IAMUser"), Some("  "), None), None);
         assert_eq!(n(None, Some("AROAONLY"), None).as_deref(), Some("AROAONLY"));
+        assert_eq!(
+            eks_principal_id("aws-iam-authenticator:111122223333:AROAEXAMPLE"),
+            Some("AROAEXAMPLE")
+        );
+        assert_eq!(
+            eks_principal_id("heptio-authenticator-aws:1:AIDAEXAMPLE"),
+            Some("AIDAEXAMPLE")
+        );
+        assert_eq!(eks_principal_id("system:serviceaccount:ns:sa"), None);
+        assert_eq!(eks_principal_id("aws-iam-authenticator:1:"), None);
         // Regression (fuzzing): a role id that is only a session suffix is no principal, not "".
         assert_eq!(n(Some("AssumedRole"), Some(":sess"), None), None);
         assert_eq!(n(Some("AssumedRole"), Some(" :x"), None), None);

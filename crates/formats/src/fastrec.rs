@@ -84,6 +84,7 @@ fn opt_user_identity(s: &[u8], i: usize) -> Option<(Option<UserIdentity<'_>>, us
                 principal_id: None,
                 account_id: None,
                 arn: None,
+                invoked_by: None,
             };
             let mut seen = 0u8;
             let mut i = object_start(s, i)?;
@@ -115,6 +116,12 @@ fn opt_user_identity(s: &[u8], i: usize) -> Option<(Option<UserIdentity<'_>>, us
                         once(&mut seen, 8)?;
                         let (x, j) = opt_str(s, v)?;
                         u.arn = x.map(bytes);
+                        j
+                    }
+                    b"invokedBy" => {
+                        once(&mut seen, 16)?;
+                        let (x, j) = opt_str(s, v)?;
+                        u.invoked_by = x;
                         j
                     }
                     _ => skip_value(s, v)?,

@@ -1,9 +1,19 @@
 //! GuardDuty findings → `<entity, ip>` inference records.
 //!
-//! A finding names at most one principal (`resource.accessKeyDetails`) and one or more remote
-//! addresses (the API caller, the network peer, every port prober, the Kubernetes or RDS client). Each
-//! IPv4 remote address paired with the normalised principal is one tuple for the IP Insights scorer;
-//! IPv6 addresses are kept aside (SageMaker IP Insights is IPv4-only) and flagged in the record.
+//! A finding names a principal (`resource.accessKeyDetails`; for EKS audit-log findings the IAM
+//! identity behind the Kubernetes user, `kubernetesUserDetails.uid`; for attack sequences each
+//! actor) and one or more remote addresses (the API caller, the network peer, every port prober, the
+//! Kubernetes client's `remoteIpDetails` and `sourceIPs`, the RDS client, the sequence's endpoints).
+//! Each IPv4 remote address paired with the normalised principal is one tuple for the IP Insights
+//! scorer; IPv6 addresses are kept aside (SageMaker IP Insights is IPv4-only) and flagged in the
+//! record.
+//!
+//! Every finding family is read (IAM, EC2, S3, EKS audit and runtime, RDS, Lambda, Malware
+//! Protection, attack sequences): every field is optional, and a field of an unexpected shape
+//! (EKS `kubernetesApiCallAction.userAgent` is a string where API calls have an object) reads as
+//! absent instead of failing the finding, let alone the other findings of its object. A finding
+//! that yields no record is counted by reason ([`FindingSkip`]) with its id among
+//! [`ExtractStats::skipped`].
 //!
 //! Findings arrive in several shapes, all accepted by [`read_findings`]:
 //! * one finding (`{"schemaVersion":"2.0","id":…}`), as the console's "Export" shows it;
@@ -12,7 +22,10 @@
 //! * `{"Findings":[…]}` from `aws guardduty get-findings` / boto3, whose keys are **PascalCase**
 //!   (`AccessKeyDetails.PrincipalId`) and whose `AdditionalInfo` is `{"Value":"<json>","Type":…}`;
 //! * the S3 export: one finding per line (`.jsonl`, usually gzipped), read line by line, so a large
-//!   export is never held whole; a bad line is an error naming its line number.
+//!   export is never held whole; a line that is not JSON is an error naming its line number;
+//! * findings as Security Hub delivers them (ASFF, [`crate::asff`]): `GetFindings` output and
+//!   EventBridge "Security Hub Findings - Imported" events. GuardDuty's give the same record as the
+//!   native finding; other products' findings are counted (`other_product`), not errors.
 //!
 //! The access key id in `accessKeyDetails` is never deserialised: it cannot leak into records or logs.
 use std::io::{self, BufRead, Read};
@@ -21,7 +34,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::entity::{entity_for, EntityFields, EntityKind};
+use crate::entity::{eks_principal_id, entity_for, EntityFields, EntityKind};
 use crate::ip::{classify_ip, IpClass};
 use crate::limit::{is_cap_error, maybe_gunzip, CappedReader};
 
@@ -90,7 +103,9 @@ pub struct Finding {
     pub updated_at: Option<String>,
     #[serde(deserialize_with = "lenient_string")]
     pub title: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub resource: Option<Resource>,
+    #[serde(deserialize_with = "lenient")]
     pub service: Option<Service>,
 }
 
@@ -99,8 +114,31 @@ pub struct Finding {
 pub struct Resource {
     #[serde(deserialize_with = "lenient_string")]
     pub resource_type: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub access_key_details: Option<AccessKeyDetails>,
+    #[serde(deserialize_with = "lenient")]
     pub instance_details: Option<InstanceDetails>,
+    #[serde(deserialize_with = "lenient")]
+    pub kubernetes_details: Option<KubernetesDetails>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubernetesDetails {
+    #[serde(deserialize_with = "lenient")]
+    pub kubernetes_user_details: Option<KubernetesUserDetails>,
+}
+
+/// The Kubernetes user of an EKS audit-log finding. For IAM-authenticated users `uid` is
+/// `aws-iam-authenticator:<account>:<principal id>` (`heptio-authenticator-aws:` on older
+/// clusters) and `username` is often the IAM ARN.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubernetesUserDetails {
+    #[serde(deserialize_with = "lenient_string")]
+    pub username: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub uid: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,12 +149,24 @@ pub struct InstanceDetails {
 }
 
 /// `{"fullUserAgent": "...", "userAgentCategory": "..."}` (newer findings, in the API call action
-/// or in `additionalInfo`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+/// or in `additionalInfo`), or a plain string (EKS `kubernetesApiCallAction.userAgent`).
+#[derive(Debug, Clone, Default)]
 pub struct UserAgent {
-    #[serde(deserialize_with = "lenient_string")]
     pub full_user_agent: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for UserAgent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let full_user_agent = match Value::deserialize(d)? {
+            Value::String(s) => Some(s),
+            Value::Object(o) => o
+                .get("fullUserAgent")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        };
+        Ok(UserAgent { full_user_agent })
+    }
 }
 
 /// `accessKeyId` is deliberately absent: access-key ids must never reach a record or a log line.
@@ -134,6 +184,7 @@ pub struct AccessKeyDetails {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Service {
+    #[serde(deserialize_with = "lenient")]
     pub action: Option<Action>,
     #[serde(deserialize_with = "lenient_u64")]
     pub count: Option<u64>,
@@ -144,6 +195,74 @@ pub struct Service {
     /// Kept as JSON: its shape differs between events (`{"sample":true}`) and the API
     /// (`{"value":"{\"sample\":true}","type":"default"}`).
     pub additional_info: Option<Value>,
+    #[serde(deserialize_with = "lenient")]
+    pub detection: Option<Detection>,
+}
+
+/// `service.detection`: GuardDuty Extended Threat Detection attack sequences.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Detection {
+    #[serde(deserialize_with = "lenient")]
+    pub sequence: Option<Sequence>,
+}
+
+/// An attack sequence: who (actors) used which addresses (endpoints), tied by its signals.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Sequence {
+    #[serde(deserialize_with = "lenient_vec")]
+    pub actors: Vec<SequenceActor>,
+    #[serde(deserialize_with = "lenient_vec")]
+    pub endpoints: Vec<SequenceEndpoint>,
+    #[serde(deserialize_with = "lenient_vec")]
+    pub signals: Vec<SequenceSignal>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SequenceActor {
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub user: Option<SequenceUser>,
+}
+
+/// `credentialUid` (an access key id) is deliberately absent, as in [`AccessKeyDetails`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SequenceUser {
+    #[serde(deserialize_with = "lenient_string")]
+    pub uid: Option<String>,
+    #[serde(rename = "type", deserialize_with = "lenient_string")]
+    pub user_type: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub account: Option<SequenceAccount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SequenceAccount {
+    #[serde(deserialize_with = "lenient_string")]
+    pub uid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SequenceEndpoint {
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SequenceSignal {
+    #[serde(deserialize_with = "lenient_strings")]
+    pub actor_ids: Vec<String>,
+    #[serde(deserialize_with = "lenient_strings")]
+    pub endpoint_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -151,10 +270,15 @@ pub struct Service {
 pub struct Action {
     #[serde(deserialize_with = "lenient_string")]
     pub action_type: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub aws_api_call_action: Option<RemoteAction>,
+    #[serde(deserialize_with = "lenient")]
     pub network_connection_action: Option<RemoteAction>,
+    #[serde(deserialize_with = "lenient")]
     pub port_probe_action: Option<PortProbeAction>,
+    #[serde(deserialize_with = "lenient")]
     pub kubernetes_api_call_action: Option<RemoteAction>,
+    #[serde(deserialize_with = "lenient")]
     pub rds_login_attempt_action: Option<RemoteAction>,
 }
 
@@ -162,17 +286,23 @@ pub struct Action {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RemoteAction {
+    #[serde(deserialize_with = "lenient")]
     pub remote_ip_details: Option<RemoteIpDetails>,
     /// The API's service (`s3.amazonaws.com`), for `principal+event_source` entities.
     #[serde(deserialize_with = "lenient_string")]
     pub service_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub user_agent: Option<UserAgent>,
+    /// Every client address of a Kubernetes API call (EKS audit logs' `sourceIPs`).
+    #[serde(rename = "sourceIPs", deserialize_with = "lenient_strings")]
+    pub source_ips: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PortProbeAction {
-    pub port_probe_details: Option<Vec<RemoteAction>>,
+    #[serde(deserialize_with = "lenient_vec")]
+    pub port_probe_details: Vec<RemoteAction>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -182,7 +312,12 @@ pub struct RemoteIpDetails {
     pub ip_address_v4: Option<String>,
     #[serde(rename = "ipAddressV6", deserialize_with = "lenient_string")]
     pub ip_address_v6: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub country: Option<Country>,
+    #[serde(deserialize_with = "lenient")]
+    pub city: Option<City>,
+    #[serde(deserialize_with = "lenient")]
+    pub organization: Option<Organization>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -190,6 +325,70 @@ pub struct RemoteIpDetails {
 pub struct Country {
     #[serde(deserialize_with = "lenient_string")]
     pub country_name: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct City {
+    #[serde(deserialize_with = "lenient_string")]
+    pub city_name: Option<String>,
+}
+
+/// `remoteIpDetails.organization`: GuardDuty's own network context of the address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Organization {
+    /// A string in findings (`"16509"`; `"-1"` when unknown).
+    #[serde(deserialize_with = "lenient_string")]
+    pub asn: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub asn_org: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub isp: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub org: Option<String>,
+}
+
+/// What GuardDuty said about a remote address (`remoteIpDetails`), kept on the record so fuse
+/// can show it without an IP database (a database, when configured, fills what it lacks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteNetwork {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn_org: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// ISO 3166-1 alpha-2 (`countryCode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+}
+
+impl RemoteNetwork {
+    fn of(d: &RemoteIpDetails) -> Option<Self> {
+        let known = |s: Option<&String>| {
+            s.map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty() && s != "-1" && !s.eq_ignore_ascii_case("unknown"))
+        };
+        let org = d.organization.as_ref();
+        let n = Self {
+            asn: org
+                .and_then(|o| o.asn.as_deref())
+                .and_then(|a| a.trim().trim_start_matches("AS").parse::<u32>().ok()),
+            asn_org: known(org.and_then(|o| o.asn_org.as_ref())),
+            isp: known(org.and_then(|o| o.isp.as_ref())),
+            org: known(org.and_then(|o| o.org.as_ref())),
+            country_code: known(d.country.as_ref().and_then(|c| c.country_code.as_ref())),
+            city: known(d.city.as_ref().and_then(|c| c.city_name.as_ref())),
+        };
+        (n != Self::default()).then_some(n)
+    }
 }
 
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -198,6 +397,42 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    })
+}
+
+/// A nested object of an unexpected shape reads as absent: GuardDuty adds finding families and
+/// varies shapes between them, and one odd field must not cost the finding.
+fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(T::deserialize(Value::deserialize(d)?).ok())
+}
+
+/// The readable elements of an array (anything else: none).
+fn lenient_vec<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|v| T::deserialize(v).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// The string elements of an array; a lone string is a one-element list.
+fn lenient_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        Value::String(s) => vec![s],
+        _ => Vec::new(),
     })
 }
 
@@ -263,6 +498,9 @@ pub struct FindingPair<I> {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// GuardDuty's `remoteIpDetails` network context of the address, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<RemoteNetwork>,
 }
 
 /// The inference record of one finding: its context and the pairs it names.
@@ -315,27 +553,37 @@ impl FindingRecord {
 }
 
 /// Why a finding yields no record. Counted, never an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FindingSkip {
     /// No `id`: there is no key to store it under.
     NoId,
-    /// No `resource.accessKeyDetails.principalId` (EC2, S3-data, malware findings…).
+    /// No principal: no `resource.accessKeyDetails.principalId`, no IAM identity behind a
+    /// Kubernetes user, no sequence actor (EC2, S3-data, RDS, Lambda, malware findings…).
     NoPrincipal,
     /// A principal but no remote IP address at all (e.g. `AWS_SERVICE` callers, DNS findings).
     NoRemoteIp,
+    /// A Security Hub (ASFF) finding of another product than GuardDuty.
+    OtherProduct,
+    /// A finding-like object whose shape could not be read at all.
+    Unreadable,
 }
 
-impl FindingSkip {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingSkip::NoId => "no_id",
-            FindingSkip::NoPrincipal => "no_principal",
-            FindingSkip::NoRemoteIp => "no_remote_ip",
-        }
-    }
+/// A finding that yielded no record: its id (when it has one), where it was, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedFinding {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub reason: FindingSkip,
 }
 
-/// Counts over findings. `records + no_id + no_principal + no_remote_ip == findings`.
+/// How many skipped findings [`ExtractStats::skipped`] names; the counts cover them all.
+pub const MAX_SKIPPED_LISTED: usize = 100;
+
+/// Counts over findings.
+/// `records + no_id + no_principal + no_remote_ip + other_product + unreadable == findings`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExtractStats {
     pub findings: u64,
@@ -347,6 +595,11 @@ pub struct ExtractStats {
     pub no_id: u64,
     pub no_principal: u64,
     pub no_remote_ip: u64,
+    pub other_product: u64,
+    pub unreadable: u64,
+    /// The first [`MAX_SKIPPED_LISTED`] findings that yielded no record, for the logs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedFinding>,
 }
 
 impl ExtractStats {
@@ -360,21 +613,34 @@ impl ExtractStats {
         self.no_id += o.no_id;
         self.no_principal += o.no_principal;
         self.no_remote_ip += o.no_remote_ip;
+        self.other_product += o.other_product;
+        self.unreadable += o.unreadable;
+        let room = MAX_SKIPPED_LISTED.saturating_sub(self.skipped.len());
+        self.skipped.extend(o.skipped.iter().take(room).cloned());
     }
 
     /// Count one extraction result.
-    pub fn count(&mut self, r: &Result<FindingRecord, FindingSkip>) {
+    pub fn count(&mut self, r: &Result<FindingRecord, SkippedFinding>) {
         self.findings += 1;
-        match r {
+        let skip = match r {
             Ok(rec) => {
                 self.records += 1;
                 self.pairs += rec.pairs.len() as u64;
                 self.ipv6_pairs += rec.ipv6.len() as u64;
                 self.samples += rec.sample as u64;
+                return;
             }
-            Err(FindingSkip::NoId) => self.no_id += 1,
-            Err(FindingSkip::NoPrincipal) => self.no_principal += 1,
-            Err(FindingSkip::NoRemoteIp) => self.no_remote_ip += 1,
+            Err(skip) => skip,
+        };
+        *match skip.reason {
+            FindingSkip::NoId => &mut self.no_id,
+            FindingSkip::NoPrincipal => &mut self.no_principal,
+            FindingSkip::NoRemoteIp => &mut self.no_remote_ip,
+            FindingSkip::OtherProduct => &mut self.other_product,
+            FindingSkip::Unreadable => &mut self.unreadable,
+        } += 1;
+        if self.skipped.len() < MAX_SKIPPED_LISTED {
+            self.skipped.push(skip.clone());
         }
     }
 }
@@ -398,21 +664,184 @@ pub fn extract(f: &Finding) -> Result<FindingRecord, FindingSkip> {
     extract_counting(f, EntityKind::Principal, &mut 0)
 }
 
-/// The user agent GuardDuty recorded for an API call, where it did.
+/// The user agent GuardDuty recorded for an API call (AWS or Kubernetes), where it did.
 fn user_agent(f: &Finding) -> Option<&str> {
     let s = f.service.as_ref()?;
-    s.action
+    let action = s.action.as_ref();
+    [
+        action.and_then(|a| a.aws_api_call_action.as_ref()),
+        action.and_then(|a| a.kubernetes_api_call_action.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|a| a.user_agent.as_ref()?.full_user_agent.as_deref())
+    .or_else(|| {
+        s.additional_info
+            .as_ref()?
+            .get("userAgent")?
+            .get("fullUserAgent")?
+            .as_str()
+    })
+}
+
+/// A remote address a finding names, and the action that named it.
+struct Remote<'a> {
+    action: &'static str,
+    ip: &'a str,
+    country: Option<&'a str>,
+    network: Option<RemoteNetwork>,
+}
+
+/// Every remote address of the finding's action, in a stable order.
+fn remotes(f: &Finding) -> Vec<Remote<'_>> {
+    let mut out = Vec::new();
+    let Some(action) = f.service.as_ref().and_then(|s| s.action.as_ref()) else {
+        return out;
+    };
+    fn add<'a>(out: &mut Vec<Remote<'a>>, name: &'static str, a: &'a RemoteAction) {
+        if let Some(d) = &a.remote_ip_details {
+            let country = d.country.as_ref().and_then(|c| c.country_name.as_deref());
+            for ip in [d.ip_address_v4.as_deref(), d.ip_address_v6.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                out.push(Remote {
+                    action: name,
+                    ip,
+                    country,
+                    network: RemoteNetwork::of(d),
+                });
+            }
+        }
+        for ip in &a.source_ips {
+            out.push(Remote {
+                action: name,
+                ip,
+                country: None,
+                network: None,
+            });
+        }
+    }
+    for (name, a) in [
+        ("AWS_API_CALL", &action.aws_api_call_action),
+        ("NETWORK_CONNECTION", &action.network_connection_action),
+        ("KUBERNETES_API_CALL", &action.kubernetes_api_call_action),
+        ("RDS_LOGIN_ATTEMPT", &action.rds_login_attempt_action),
+    ] {
+        if let Some(a) = a {
+            add(&mut out, name, a);
+        }
+    }
+    if let Some(p) = &action.port_probe_action {
+        for d in &p.port_probe_details {
+            add(&mut out, "PORT_PROBE", d);
+        }
+    }
+    out
+}
+
+/// An attack sequence's `(actor, endpoint address)` pairs: those its signals tie together, or, with a
+/// single actor, that actor and every endpoint.
+fn sequence_links(f: &Finding) -> Vec<(&SequenceUser, &str)> {
+    let Some(seq) = f
+        .service
         .as_ref()
-        .and_then(|a| a.aws_api_call_action.as_ref())
-        .and_then(|a| a.user_agent.as_ref())
-        .and_then(|u| u.full_user_agent.as_deref())
-        .or_else(|| {
-            s.additional_info
-                .as_ref()?
-                .get("userAgent")?
-                .get("fullUserAgent")?
-                .as_str()
-        })
+        .and_then(|s| s.detection.as_ref())
+        .and_then(|d| d.sequence.as_ref())
+    else {
+        return Vec::new();
+    };
+    let actors: std::collections::HashMap<&str, &SequenceUser> = seq
+        .actors
+        .iter()
+        .filter_map(|a| Some((a.id.as_deref()?, a.user.as_ref()?)))
+        .collect();
+    let endpoints: std::collections::HashMap<&str, &str> = seq
+        .endpoints
+        .iter()
+        .filter_map(|e| Some((e.id.as_deref()?, e.ip.as_deref()?)))
+        .collect();
+    let mut links: Vec<(&SequenceUser, &str)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // GuardDuty names at most 400 actors, 400 endpoints and 100 signals; a hostile finding must not
+    // turn their product into millions of steps.
+    let mut budget = MAX_SEQUENCE_STEPS;
+    'signals: for s in &seq.signals {
+        for a in s.actor_ids.iter().filter_map(|id| actors.get(id.as_str())) {
+            for ip in s
+                .endpoint_ids
+                .iter()
+                .filter_map(|id| endpoints.get(id.as_str()))
+            {
+                budget -= 1;
+                if budget == 0 {
+                    break 'signals;
+                }
+                if seen.insert((*a as *const SequenceUser, *ip)) {
+                    links.push((a, ip));
+                }
+            }
+            budget = budget.saturating_sub(s.endpoint_ids.len().min(MAX_SEQUENCE_STEPS));
+            if budget == 0 {
+                break 'signals;
+            }
+        }
+    }
+    if links.is_empty() {
+        if let [only] = seq.actors.as_slice() {
+            if let Some(u) = &only.user {
+                links.extend(
+                    seq.endpoints
+                        .iter()
+                        .filter_map(|e| Some((u, e.ip.as_deref()?)))
+                        .take(MAX_SEQUENCE_STEPS),
+                );
+            }
+        }
+    }
+    links
+}
+
+/// Most steps (actor × endpoint id pairs looked at) spent on one attack sequence: far above
+/// GuardDuty's own maxima for what it links, far below what would stall the extractor.
+const MAX_SEQUENCE_STEPS: usize = 100_000;
+
+/// The pairs of one finding, without duplicates: several port probes (or an address in both
+/// `remoteIpDetails` and `sourceIPs`) from one address are one pair.
+#[derive(Default)]
+struct Pairs {
+    v4: Vec<FindingPair<Ipv4Addr>>,
+    v6: Vec<FindingPair<Ipv6Addr>>,
+    seen: std::collections::HashSet<(String, std::net::IpAddr)>,
+}
+
+impl Pairs {
+    fn add(&mut self, entity: &str, r: &Remote<'_>, invalid_ips: &mut u64) {
+        fn pair<I>(entity: &str, ip: I, r: &Remote<'_>) -> FindingPair<I> {
+            FindingPair {
+                entity: entity.to_owned(),
+                ip,
+                action: r.action.to_owned(),
+                country: r.country.map(str::to_owned),
+                network: r.network.clone(),
+            }
+        }
+        let ip = match classify_ip(r.ip) {
+            IpClass::V4(ip) => std::net::IpAddr::V4(ip),
+            IpClass::V6(ip) => std::net::IpAddr::V6(ip),
+            _ => {
+                *invalid_ips += 1;
+                return;
+            }
+        };
+        if !self.seen.insert((entity.to_owned(), ip)) {
+            return;
+        }
+        match ip {
+            std::net::IpAddr::V4(ip) => self.v4.push(pair(entity, ip, r)),
+            std::net::IpAddr::V6(ip) => self.v6.push(pair(entity, ip, r)),
+        }
+    }
 }
 
 fn extract_counting(
@@ -425,17 +854,24 @@ fn extract_counting(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or(FindingSkip::NoId)?;
-    let akd = f
-        .resource
-        .as_ref()
-        .and_then(|r| r.access_key_details.as_ref());
+    let resource = f.resource.as_ref();
+    let akd = resource.and_then(|r| r.access_key_details.as_ref());
+    let k8s_user = resource
+        .and_then(|r| r.kubernetes_details.as_ref())
+        .and_then(|k| k.kubernetes_user_details.as_ref());
     let user_type = akd.and_then(|a| a.user_type.as_deref());
-    // GuardDuty names no ARN: `arn` entities yield no pairs from findings (counted as no principal).
     let fields = EntityFields {
         identity_type: user_type,
-        principal_id: akd.and_then(|a| a.principal_id.as_deref()),
+        principal_id: akd.and_then(|a| a.principal_id.as_deref()).or_else(|| {
+            k8s_user
+                .and_then(|u| u.uid.as_deref())
+                .and_then(eks_principal_id)
+        }),
         account_id: f.account_id.as_deref(),
-        arn: None,
+        // GuardDuty names no ARN, except as the Kubernetes user name of an IAM identity.
+        arn: k8s_user
+            .and_then(|u| u.username.as_deref())
+            .filter(|u| u.starts_with("arn:")),
         event_source: f
             .service
             .as_ref()
@@ -443,73 +879,45 @@ fn extract_counting(
             .and_then(|a| a.aws_api_call_action.as_ref())
             .and_then(|a| a.service_name.as_deref()),
         user_agent: user_agent(f),
-        instance_id: f
-            .resource
-            .as_ref()
+        instance_id: resource
             .and_then(|r| r.instance_details.as_ref())
             .and_then(|i| i.instance_id.as_deref()),
     };
-    let entity = entity_for(kind, &fields).ok_or(FindingSkip::NoPrincipal)?;
-
-    let mut remotes: Vec<(&'static str, &RemoteIpDetails)> = Vec::new();
-    if let Some(action) = f.service.as_ref().and_then(|s| s.action.as_ref()) {
-        for (name, a) in [
-            ("AWS_API_CALL", &action.aws_api_call_action),
-            ("NETWORK_CONNECTION", &action.network_connection_action),
-            ("KUBERNETES_API_CALL", &action.kubernetes_api_call_action),
-            ("RDS_LOGIN_ATTEMPT", &action.rds_login_attempt_action),
-        ] {
-            if let Some(d) = a.as_ref().and_then(|a| a.remote_ip_details.as_ref()) {
-                remotes.push((name, d));
-            }
-        }
-        if let Some(details) = action
-            .port_probe_action
-            .as_ref()
-            .and_then(|p| p.port_probe_details.as_ref())
-        {
-            for d in details {
-                if let Some(r) = &d.remote_ip_details {
-                    remotes.push(("PORT_PROBE", r));
-                }
-            }
+    let entity = entity_for(kind, &fields);
+    let mut pairs = Pairs::default();
+    if let Some(e) = &entity {
+        for r in remotes(f) {
+            pairs.add(e, &r, invalid_ips);
         }
     }
-    let mut pairs: Vec<FindingPair<Ipv4Addr>> = Vec::new();
-    let mut ipv6: Vec<FindingPair<Ipv6Addr>> = Vec::new();
-    for (action, d) in remotes {
-        let country = d.country.as_ref().and_then(|c| c.country_name.clone());
-        for raw in [d.ip_address_v4.as_deref(), d.ip_address_v6.as_deref()]
-            .into_iter()
-            .flatten()
-        {
-            match classify_ip(raw) {
-                IpClass::V4(ip) => {
-                    // Several port probes from one address are one pair.
-                    if !pairs.iter().any(|p| p.ip == ip) {
-                        pairs.push(FindingPair {
-                            entity: entity.clone(),
-                            ip,
-                            action: action.to_owned(),
-                            country: country.clone(),
-                        });
-                    }
-                }
-                IpClass::V6(ip) => {
-                    if !ipv6.iter().any(|p| p.ip == ip) {
-                        ipv6.push(FindingPair {
-                            entity: entity.clone(),
-                            ip,
-                            action: action.to_owned(),
-                            country: country.clone(),
-                        });
-                    }
-                }
-                _ => *invalid_ips += 1,
-            }
+    let mut actors = 0;
+    for (user, ip) in sequence_links(f) {
+        let actor = EntityFields {
+            identity_type: user.user_type.as_deref(),
+            principal_id: user.uid.as_deref().filter(|u| !u.starts_with("arn:")),
+            account_id: user
+                .account
+                .as_ref()
+                .and_then(|a| a.uid.as_deref())
+                .or(f.account_id.as_deref()),
+            arn: user.uid.as_deref().filter(|u| u.starts_with("arn:")),
+            ..fields
+        };
+        if let Some(e) = entity_for(kind, &actor) {
+            actors += 1;
+            let r = Remote {
+                action: "ATTACK_SEQUENCE",
+                ip,
+                country: None,
+                network: None,
+            };
+            pairs.add(&e, &r, invalid_ips);
         }
     }
-    if pairs.is_empty() && ipv6.is_empty() {
+    if entity.is_none() && actors == 0 {
+        return Err(FindingSkip::NoPrincipal);
+    }
+    if pairs.v4.is_empty() && pairs.v6.is_empty() {
         return Err(FindingSkip::NoRemoteIp);
     }
     let service = f.service.as_ref();
@@ -528,8 +936,8 @@ fn extract_counting(
         sample: f.is_sample(),
         user_type: user_type.map(str::to_owned),
         title: f.title.clone(),
-        pairs,
-        ipv6,
+        pairs: pairs.v4,
+        ipv6: pairs.v6,
         entity_kind: kind,
     })
 }
@@ -559,12 +967,15 @@ pub fn keep_latest(records: Vec<FindingRecord>) -> Vec<FindingRecord> {
 // ---------------------------------------------------------------------------------------------
 // Input shapes.
 
+/// One finding as read: the finding, or why the object that stood for one cannot be one.
+pub type ReadFinding = Result<Finding, SkippedFinding>;
+
 /// Read every finding in `input` (gzipped or not, any shape listed in the module docs), calling
 /// `each` for each one in input order.
 pub fn read_findings<R: BufRead>(
     input: R,
     opts: &ReadOptions,
-    mut each: impl FnMut(Finding),
+    mut each: impl FnMut(ReadFinding),
 ) -> Result<u64, GuardDutyError> {
     let capped = CappedReader::new(
         maybe_gunzip(input).map_err(|source| GuardDutyError::Read { line: 1, source })?,
@@ -582,7 +993,7 @@ pub fn read_findings<R: BufRead>(
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut findings = 0u64;
-    let mut emit = |f: Finding| {
+    let mut emit = |f: ReadFinding| {
         findings += 1;
         each(f)
     };
@@ -652,7 +1063,7 @@ pub fn read_findings<R: BufRead>(
 
 /// The findings of one already-parsed document (a Lambda event, an SQS body): any shape
 /// [`read_findings`] accepts except JSONL.
-pub fn read_value(v: Value, mut each: impl FnMut(Finding)) -> Result<u64, GuardDutyError> {
+pub fn read_value(v: Value, mut each: impl FnMut(ReadFinding)) -> Result<u64, GuardDutyError> {
     let mut n = 0u64;
     visit(v, None, 0, &mut |f| {
         n += 1;
@@ -671,18 +1082,9 @@ pub fn extract_value_as(
     v: Value,
     kind: EntityKind,
 ) -> Result<(Vec<FindingRecord>, ExtractStats), GuardDutyError> {
-    let mut records = Vec::new();
-    let mut stats = ExtractStats::default();
-    let mut invalid = 0u64;
-    read_value(v, |f| {
-        let r = extract_counting(&f, kind, &mut invalid);
-        stats.count(&r);
-        if let Ok(rec) = r {
-            records.push(rec);
-        }
-    })?;
-    stats.invalid_ips = invalid;
-    Ok((records, stats))
+    let mut x = Extraction::new(kind);
+    read_value(v, |f| x.take(f))?;
+    Ok(x.finish())
 }
 
 /// Read findings and extract them: records in input order, and the counts.
@@ -690,18 +1092,49 @@ pub fn extract_all<R: BufRead>(
     input: R,
     opts: &ReadOptions,
 ) -> Result<(Vec<FindingRecord>, ExtractStats), GuardDutyError> {
-    let mut records = Vec::new();
-    let mut stats = ExtractStats::default();
-    let mut invalid = 0u64;
-    read_findings(input, opts, |f| {
-        let r = extract_counting(&f, opts.entity, &mut invalid);
-        stats.count(&r);
-        if let Ok(rec) = r {
-            records.push(rec);
+    let mut x = Extraction::new(opts.entity);
+    read_findings(input, opts, |f| x.take(f))?;
+    Ok(x.finish())
+}
+
+/// Records and counts of the findings read so far.
+struct Extraction {
+    kind: EntityKind,
+    records: Vec<FindingRecord>,
+    stats: ExtractStats,
+    invalid_ips: u64,
+}
+
+impl Extraction {
+    fn new(kind: EntityKind) -> Self {
+        Self {
+            kind,
+            records: Vec::new(),
+            stats: ExtractStats::default(),
+            invalid_ips: 0,
         }
-    })?;
-    stats.invalid_ips = invalid;
-    Ok((records, stats))
+    }
+
+    fn take(&mut self, f: ReadFinding) {
+        let r = f.and_then(|f| {
+            extract_counting(&f, self.kind, &mut self.invalid_ips).map_err(|reason| {
+                SkippedFinding {
+                    id: f.id.clone(),
+                    line: None,
+                    reason,
+                }
+            })
+        });
+        self.stats.count(&r);
+        if let Ok(rec) = r {
+            self.records.push(rec);
+        }
+    }
+
+    fn finish(mut self) -> (Vec<FindingRecord>, ExtractStats) {
+        self.stats.invalid_ips = self.invalid_ips;
+        (self.records, self.stats)
+    }
 }
 
 /// Classify one JSON document and emit the findings it holds.
@@ -709,7 +1142,7 @@ fn visit(
     mut v: Value,
     line: Option<u64>,
     depth: u32,
-    emit: &mut impl FnMut(Finding),
+    emit: &mut impl FnMut(ReadFinding),
 ) -> Result<(), GuardDutyError> {
     let not = |what: String| GuardDutyError::NotAFinding { line, what };
     if depth > 3 {
@@ -724,25 +1157,44 @@ fn visit(
         }
         Value::Object(obj) => {
             if let Some(dt) = obj.get("detail-type").and_then(Value::as_str) {
-                let source = obj.get("source").and_then(Value::as_str).unwrap_or("");
-                if dt != "GuardDuty Finding" || source != "aws.guardduty" {
-                    return Err(not(format!("an EventBridge event {source} / {dt}")));
-                }
-                let account = obj.get("account").cloned();
-                let region = obj.get("region").cloned();
-                let Some(mut detail) = obj.remove("detail").filter(Value::is_object) else {
-                    return Err(not("a GuardDuty Finding event without a detail".into()));
-                };
-                // The finding carries its own account and region; the envelope's are a fallback.
-                let d = detail.as_object_mut().expect("checked");
-                for (k, fallback) in [("accountId", account), ("region", region)] {
-                    if !d.contains_key(k) {
-                        if let Some(f) = fallback {
-                            d.insert(k.to_owned(), f);
+                let dt = dt.to_owned();
+                let source = obj
+                    .get("source")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                return match (source.as_str(), dt.as_str()) {
+                    ("aws.guardduty", "GuardDuty Finding") => {
+                        let account = obj.get("account").cloned();
+                        let region = obj.get("region").cloned();
+                        let Some(mut detail) = obj.remove("detail").filter(Value::is_object) else {
+                            return Err(not("a GuardDuty Finding event without a detail".into()));
+                        };
+                        // The finding carries its own account and region; the envelope's are a
+                        // fallback.
+                        let d = detail.as_object_mut().expect("checked");
+                        for (k, fallback) in [("accountId", account), ("region", region)] {
+                            if !d.contains_key(k) {
+                                if let Some(f) = fallback {
+                                    d.insert(k.to_owned(), f);
+                                }
+                            }
                         }
+                        finding(detail, line, emit);
+                        Ok(())
                     }
-                }
-                return finding(detail, line, emit);
+                    ("aws.securityhub", "Security Hub Findings - Imported") => {
+                        let Some(list) = obj
+                            .get_mut("detail")
+                            .and_then(|d| d.get_mut("findings"))
+                            .filter(|l| l.is_array())
+                        else {
+                            return Err(not(format!("a {dt} event without detail.findings")));
+                        };
+                        visit(list.take(), line, depth + 1, emit)
+                    }
+                    _ => Err(not(format!("an EventBridge event {source} / {dt}"))),
+                };
             }
             for k in ["Findings", "findings"] {
                 if let Some(list) = obj.get_mut(k).filter(|l| l.is_array()) {
@@ -750,13 +1202,25 @@ fn visit(
                     return visit(list, line, depth + 1, emit);
                 }
             }
+            if crate::asff::is_asff(obj) {
+                match crate::asff::to_guardduty(v) {
+                    Ok(f) => finding(f, line, emit),
+                    Err(id) => emit(Err(SkippedFinding {
+                        id,
+                        line,
+                        reason: FindingSkip::OtherProduct,
+                    })),
+                }
+                return Ok(());
+            }
             let has = |k: &str| obj.contains_key(k);
             let looks_like_finding = has("schemaVersion")
                 || has("SchemaVersion")
                 || ((has("id") || has("Id"))
                     && (has("type") || has("Type") || has("service") || has("Service")));
             if looks_like_finding {
-                return finding(v, line, emit);
+                finding(v, line, emit);
+                return Ok(());
             }
             let keys: Vec<&str> = obj.keys().map(String::as_str).take(8).collect();
             Err(not(format!("an object with fields {}", keys.join(", "))))
@@ -765,11 +1229,9 @@ fn visit(
     }
 }
 
-fn finding(
-    mut v: Value,
-    line: Option<u64>,
-    emit: &mut impl FnMut(Finding),
-) -> Result<(), GuardDutyError> {
+/// Emit one finding object: the finding, or, when even the lenient structs cannot read it, an
+/// unreadable finding with its id (its neighbours are unaffected).
+fn finding(mut v: Value, line: Option<u64>, emit: &mut impl FnMut(ReadFinding)) {
     // GetFindings through the CLI / boto3 names every field in PascalCase.
     if v.as_object().is_some_and(|o| {
         o.keys()
@@ -777,18 +1239,20 @@ fn finding(
     }) {
         camel_case_keys(&mut v);
     }
-    // The structs are all-optional and lenient, so this fails only on a truly broken shape
-    // (e.g. `service` being a string).
-    let f = Finding::deserialize(v).map_err(|e| GuardDutyError::NotAFinding {
+    let id = v.get("id").and_then(|i| match i {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    emit(Finding::deserialize(v).map_err(|_| SkippedFinding {
+        id,
         line,
-        what: e.to_string(),
-    })?;
-    emit(f);
-    Ok(())
+        reason: FindingSkip::Unreadable,
+    }));
 }
 
 /// `AccessKeyDetails` → `accessKeyDetails`, recursively. `IpAddressV4` → `ipAddressV4`.
-fn camel_case_keys(v: &mut Value) {
+pub(crate) fn camel_case_keys(v: &mut Value) {
     match v {
         Value::Object(o) => {
             let entries = std::mem::take(o);
@@ -836,60 +1300,7 @@ fn read_line_capped<R: BufRead>(
     Ok(Some(n))
 }
 
-/// Decide whether `key` (decoded) of `size` bytes is a GuardDuty export object:
-/// `AWSLogs/<acct>/GuardDuty/<region>/YYYY/MM/DD/<uuid>.jsonl.gz`. `Err` carries the skip reason.
-pub fn export_key(key: &str, size: Option<u64>) -> Result<(), &'static str> {
-    if key.ends_with('/') || size == Some(0) {
-        return Err("folder_or_empty");
-    }
-    let file = key.rsplit('/').next().unwrap_or(key);
-    if key.contains("/GuardDuty/") && (file.ends_with(".jsonl.gz") || file.ends_with(".jsonl")) {
-        Ok(())
-    } else {
-        Err("not_guardduty_export")
-    }
-}
-
-/// A key component that cannot escape its place in a key: characters outside `[A-Za-z0-9._-]`
-/// are percent-encoded, and `.`/`..`/empty become `%2E…`/`_`.
-pub fn key_component(s: &str) -> String {
-    if s.is_empty() {
-        return "_".into();
-    }
-    if s.bytes().all(|b| b == b'.') {
-        return s.bytes().map(|_| "%2E").collect();
-    }
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl FindingRecord {
-    /// `<prefix>findings/<account>/<region>/<id>.json` and `<prefix>tuples/<account>/<region>/<id>.csv`:
-    /// one key per finding id, so a re-sent (updated) finding overwrites its own record.
-    pub fn output_keys(&self, prefix: &str) -> (String, String) {
-        let mut p = prefix.to_owned();
-        if !p.is_empty() && !p.ends_with('/') {
-            p.push('/');
-        }
-        let tail = format!(
-            "{}/{}/{}",
-            key_component(&self.account_id),
-            key_component(&self.region),
-            key_component(&self.finding_id)
-        );
-        (
-            format!("{p}findings/{tail}.json"),
-            format!("{p}tuples/{tail}.csv"),
-        )
-    }
-
     /// The tuple CSV of this finding (`entity,ip\n` per IPv4 pair).
     pub fn tuples_csv(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -912,7 +1323,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out.len(), 1);
-        extract(&out[0])
+        extract(out[0].as_ref().unwrap())
     }
 
     fn api_finding(user_type: &str, principal: &str, ip: &str) -> Value {
@@ -999,6 +1410,22 @@ mod tests {
         assert_eq!(r.event_last_seen.as_deref(), Some("2026-01-06T09:59:00Z"));
         assert_eq!(r.pairs[0].action, "AWS_API_CALL");
         assert_eq!(r.pairs[0].country.as_deref(), Some("Nowhere"));
+        // `asn: "-1"` is GuardDuty's unknown: no network context at all.
+        assert_eq!(r.pairs[0].network, None);
+        let mut f = api_finding("IAMUser", "AIDAALICE", "198.51.100.7");
+        f["service"]["action"]["awsApiCallAction"]["remoteIpDetails"] = json!({"ipAddressV4": "198.51.100.7",
+            "organization": {"asn": "16509", "asnOrg": "AMAZON-02", "isp": "Amazon.com", "org": "Amazon.com"},
+            "country": {"countryCode": "US", "countryName": "United States"}, "city": {"cityName": "Ashburn"}});
+        let n = one(f).unwrap().pairs[0].network.clone().unwrap();
+        assert_eq!(
+            (
+                n.asn,
+                n.asn_org.as_deref(),
+                n.country_code.as_deref(),
+                n.city.as_deref()
+            ),
+            (Some(16509), Some("AMAZON-02"), Some("US"), Some("Ashburn"))
+        );
         assert!(!r.sample);
         let text = serde_json::to_string(&r).unwrap();
         assert!(!text.contains("ASIA"), "{text}");
@@ -1147,16 +1574,6 @@ mod tests {
         later.updated_at = Some("2026-01-07T00:00:00Z".into());
         assert!(r.is_older_than(&later));
         assert_eq!(
-            r.output_keys("infer/guardduty/"),
-            (
-                "infer/guardduty/findings/111122223333/eu-west-1/f1.json".to_owned(),
-                "infer/guardduty/tuples/111122223333/eu-west-1/f1.csv".to_owned()
-            )
-        );
-        assert_eq!(key_component("../x/y"), "..%2Fx%2Fy");
-        assert_eq!(key_component(".."), "%2E%2E");
-        assert_eq!(key_component(""), "_");
-        assert_eq!(
             canonical_time("2022-01-13T00:00:47.427Z"),
             "2022-01-13T00:00:47Z"
         );
@@ -1164,34 +1581,60 @@ mod tests {
             canonical_time("2017-12-08T15:32:49Z"),
             "2017-12-08T15:32:49Z"
         );
-        assert_eq!(
-            export_key(
-                "AWSLogs/1/GuardDuty/us-east-1/2026/01/05/abc.jsonl.gz",
-                Some(9)
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            export_key("AWSLogs/1/GuardDuty/", Some(0)),
-            Err("folder_or_empty")
-        );
-        assert_eq!(
-            export_key("AWSLogs/1/CloudTrail/x.json.gz", None),
-            Err("not_guardduty_export")
-        );
     }
 
-    fn real(name: &str) -> (Vec<FindingRecord>, ExtractStats) {
-        let path = format!(
-            "{}/../../../shared/data/real/guardduty/{name}",
-            env!("CARGO_MANIFEST_DIR")
+    /// The shapes of the real samples, written by us: an EventBridge event from a delegated
+    /// administrator (envelope account ≠ finding account) for a generated sample finding, an S3
+    /// finding that names an access key, and an EC2 network finding without a principal.
+    #[test]
+    fn own_findings_in_real_shapes() {
+        let opts = ReadOptions::default();
+        use ipsight_testkit::guardduty_shapes as shapes;
+        let sample_event = shapes::sample_finding_event();
+        let (recs, st) = extract_all(sample_event.to_string().as_bytes(), &opts).unwrap();
+        assert_eq!(st.records, 1);
+        let r = &recs[0];
+        assert_eq!(
+            r.account_id, "444455556666",
+            "the finding's account, not the envelope's"
         );
-        let f = std::fs::File::open(&path).unwrap();
+        assert_eq!(r.finding_type, "UnauthorizedAccess:IAMUser/TorIPCaller");
+        assert_eq!(r.pairs[0].entity, "GeneratedFindingPrincipalId");
+        assert_eq!(r.pairs[0].ip.to_string(), "198.51.100.0");
+        assert_eq!((r.severity, r.count, r.sample), (5.0, 1, true));
+        assert_eq!(r.event_first_seen.as_deref(), Some("2017-12-08T15:32:49Z"));
+
+        let s3_finding = shapes::s3_finding();
+        let (recs, _) = extract_all(
+            serde_json::to_string_pretty(&s3_finding)
+                .unwrap()
+                .as_bytes(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(recs[0].finding_type, "PenTest:S3/ParrotLinux");
+        assert_eq!(recs[0].pairs.len(), 1);
+        assert_eq!(recs[0].pairs[0].entity, "AROAEXAMPLE");
+        assert!(recs[0].sample);
+
+        let ec2_finding = shapes::ec2_network_finding();
+        let (recs, st) = extract_all(ec2_finding.to_string().as_bytes(), &opts).unwrap();
+        assert!(recs.is_empty());
+        assert_eq!((st.findings, st.no_principal), (1, 1));
+    }
+
+    fn real(dir: &std::path::Path, name: &str) -> (Vec<FindingRecord>, ExtractStats) {
+        let f = std::fs::File::open(dir.join(name)).unwrap();
         extract_all(io::BufReader::new(f), &ReadOptions::default()).unwrap()
     }
 
     #[test]
     fn real_findings() {
+        let Some(dir) = ipsight_testkit::real_data("guardduty", "formats guardduty::real_findings")
+        else {
+            return;
+        };
+        let real = |name| real(&dir, name);
         // A finding document (aws-samples): IAM user, API call from 198.51.100.0, sample.
         let (recs, st) = real("aws-samples-gd-automated-response__guardduty_iam_event.json");
         assert_eq!(st.records, 1);

@@ -10,10 +10,14 @@
 //!
 //! The same inputs give the same bytes: the report date comes from the event, rows are sorted on a
 //! total order, and nothing depends on listing or completion order.
-pub mod list;
+pub mod findings;
 pub mod lists;
+pub mod page;
 pub mod report;
 pub mod scores;
+pub mod top;
+pub mod triage;
+pub mod tuned;
 
 use std::collections::HashSet;
 use std::io::BufReader;
@@ -21,14 +25,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use ipsight_aws::emf::emf_line;
-use ipsight_aws::{load_labels, LabelSource, ObjectRef, ObjectStore, Scorer, StoreError};
+use ipsight_aws::config::Env;
+use ipsight_aws::triage::read_small;
+use ipsight_aws::ScorerSettings;
+use ipsight_core::keys::would_retrigger;
 use ipsight_formats::guardduty::FindingRecord;
-use ipsight_formats::keys::would_retrigger;
+use ipsight_ports::{load_labels, LabelSource, ObjectRef, ObjectStore, Scorer, StoreError};
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncReadExt;
 
-pub use list::ObjectLister;
+/// The listing port lives in `ipsight-ports` (ipcheck lists label prefixes too).
+pub use ipsight_ports::ObjectLister;
 pub use lists::IpList;
 pub use report::{fuse, risk, FuseOptions, Report, Row};
 pub use scores::{NoScorer, ScoreEntry, ScoreSource, ScoreTable};
@@ -59,42 +65,23 @@ pub struct Config {
     /// `LABELS_URI` (`s3://bucket/key` of a JSON lines object, or `s3://bucket/prefix/`) or
     /// `LABELS_PREFIX` (a prefix of the data bucket, one object per decision): analyst labels.
     pub labels: Option<LabelSource>,
+    /// With `SAGEMAKER_ENDPOINT` or `MODEL_URI` set: pairs that have no score yet are scored on
+    /// the fly through this scorer; without, they are reported as unscored.
+    pub scorer: Option<ScorerSettings>,
+    /// `ENTITY`: the extractor's entity definition, which the model must share.
+    pub entity: ipsight_formats::EntityKind,
+    /// `IP_DB_URIS`: MaxMind-format databases and `ip-ranges.json` for the rows' `network`.
+    pub ip_dbs: Vec<ObjectRef>,
+    /// `SECURITY_HUB=true`: `(account, region)` importing the unsuppressed rows as findings.
+    pub security_hub: Option<(String, String)>,
+    /// `TUNING_URI`: `s3://bucket/key` of the tuning file (docs/tuning.example.toml), read per
+    /// run so an edit applies to the next report without a deploy.
+    pub tuning: Option<ObjectRef>,
+    /// `PUBLISH_TOP_N` > 0: the report's new top rows go to `EVENT_BUS_NAME` once (see [`top`]).
+    pub publish_top: Option<triage::TopPublishing>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{name}={value:?}: {why}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        why: &'static str,
-    },
-    #[error(transparent)]
-    Labels(#[from] ipsight_aws::LabelLoadError),
-    #[error(
-        "reports prefix {reports:?} overlaps the {what} prefix {input:?}: the report would be read \
-         back as input (or trigger the functions listening there)"
-    )]
-    Overlap {
-        reports: String,
-        what: &'static str,
-        input: String,
-    },
-}
-
-fn s3_uri(name: &'static str, v: &str) -> Result<ObjectRef, ConfigError> {
-    v.strip_prefix("s3://")
-        .and_then(|r| r.split_once('/'))
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .map(|(b, k)| ObjectRef::new(b, k))
-        .ok_or(ConfigError::Invalid {
-            name,
-            value: v.to_owned(),
-            why: "expected s3://bucket/key",
-        })
-}
+pub use ipsight_aws::config::ConfigError;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -102,45 +89,48 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let nonempty = |k: &str| get(k).filter(|s| !s.trim().is_empty());
-        let lookback_days = match nonempty("LOOKBACK_DAYS") {
+        let env = Env::new(get);
+        let lookback_days = match env.get("LOOKBACK_DAYS") {
             None => Some(30),
-            Some(v) if v.trim().eq_ignore_ascii_case("all") => None,
-            Some(v) => match v.trim().parse::<u32>() {
+            Some(v) if v.eq_ignore_ascii_case("all") => None,
+            Some(v) => match v.parse::<u32>() {
                 Ok(0) => None,
                 Ok(n) => Some(n),
                 Err(_) => {
-                    return Err(ConfigError::Invalid {
-                        name: "LOOKBACK_DAYS",
-                        value: v,
-                        why: "expected a number of days or `all`",
-                    })
+                    return Err(ConfigError::invalid(
+                        "LOOKBACK_DAYS",
+                        v,
+                        "expected a number of days or `all`",
+                    ))
                 }
             },
         };
-        let data_bucket = nonempty("DATA_BUCKET").ok_or(ConfigError::Missing("DATA_BUCKET"))?;
-        let labels = LabelSource::from_vars(
-            nonempty("LABELS_URI").as_deref(),
-            nonempty("LABELS_PREFIX").as_deref(),
-            &data_bucket,
-        )?;
-        let cfg = Config {
+        let data_bucket = env.required("DATA_BUCKET")?;
+        let mut cfg = Config {
+            labels: env.labels(&data_bucket)?,
             data_bucket,
-            findings_prefix: get("FINDINGS_PREFIX")
-                .unwrap_or_else(|| "infer/guardduty/findings/".into()),
-            scores_prefix: get("SCORES_PREFIX").unwrap_or_else(|| "scores/".into()),
-            reports_prefix: get("REPORTS_PREFIX").unwrap_or_else(|| "reports/".into()),
-            trusted: nonempty("TRUSTED_IPS")
-                .map(|v| s3_uri("TRUSTED_IPS", &v))
-                .transpose()?,
-            threats: nonempty("THREAT_IPS")
-                .map(|v| s3_uri("THREAT_IPS", &v))
-                .transpose()?,
+            findings_prefix: env.prefix("FINDINGS_PREFIX", "infer/guardduty/findings/"),
+            scores_prefix: env.prefix("SCORES_PREFIX", "scores/"),
+            reports_prefix: env.prefix("REPORTS_PREFIX", "reports/"),
+            trusted: env.s3_object("TRUSTED_IPS")?,
+            threats: env.s3_object("THREAT_IPS")?,
             lookback_days,
-            include_samples: nonempty("INCLUDE_SAMPLES")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1"),
-            labels,
+            include_samples: env
+                .get("INCLUDE_SAMPLES")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            scorer: if ScorerSettings::configured(&env) {
+                Some(ScorerSettings::from_env(&env)?)
+            } else {
+                None
+            },
+            entity: env.entity()?,
+            ip_dbs: triage::ip_db_uris(&env)?,
+            security_hub: triage::security_hub_target(&env)?,
+            tuning: env.s3_object("TUNING_URI")?,
+            publish_top: None,
         };
+        // Needs the prefixes above: the state must not sit where findings or scores are listed.
+        cfg.publish_top = triage::top_publishing(&env, &cfg)?;
         for (what, input) in [
             ("findings", &cfg.findings_prefix),
             ("scores", &cfg.scores_prefix),
@@ -152,7 +142,8 @@ impl Config {
                 &cfg.reports_prefix,
             ) {
                 return Err(ConfigError::Overlap {
-                    reports: cfg.reports_prefix.clone(),
+                    output_name: "reports",
+                    output: cfg.reports_prefix.clone(),
                     what,
                     input: input.clone(),
                 });
@@ -178,32 +169,6 @@ pub fn event_date(event: &Value) -> anyhow::Result<String> {
         anyhow::bail!("{raw:?} does not start with a YYYY-MM-DD date");
     }
     Ok(date.to_owned())
-}
-
-async fn read_small(
-    store: &impl ObjectStore,
-    obj: &ObjectRef,
-    limit: u64,
-) -> Result<Vec<u8>, StoreError> {
-    let mut body = store.get(obj).await?;
-    let mut buf = Vec::new();
-    (&mut body.reader)
-        .take(limit + 1)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| StoreError::Other {
-            obj: obj.clone(),
-            op: "GetObject",
-            msg: e.to_string(),
-        })?;
-    if buf.len() as u64 > limit {
-        return Err(StoreError::Other {
-            obj: obj.clone(),
-            op: "GetObject",
-            msg: format!("larger than {limit} bytes"),
-        });
-    }
-    Ok(buf)
 }
 
 async fn read_list(store: &impl ObjectStore, obj: &ObjectRef) -> anyhow::Result<IpList> {
@@ -258,7 +223,7 @@ pub async fn read_scores(
     store: &(impl ObjectStore + ObjectLister),
     bucket: &str,
     prefix: &str,
-    wanted: HashSet<(String, std::net::Ipv4Addr)>,
+    wanted: HashSet<(String, std::net::IpAddr)>,
 ) -> anyhow::Result<(ScoreTable, u64)> {
     let keys: Vec<String> = store
         .list(bucket, prefix)
@@ -291,6 +256,55 @@ pub async fn read_scores(
     Ok((table, lines))
 }
 
+/// A fused report and how its scores were completed.
+#[derive(Debug)]
+pub struct Assembled {
+    pub report: Report,
+    /// Pairs the scorer scored during this run (they had no score line).
+    pub scored_now: usize,
+    /// Why the scorer could not complete the scores (the rows stay unscored, ranked on severity).
+    pub scorer_error: Option<String>,
+    /// What `opts.tuning` did (None without a tuning file).
+    pub tuning: Option<tuned::TuningOutcome>,
+}
+
+/// The part of a run both front ends share (the Lambda over S3, `ipsight fuse` over files): the
+/// pairs without a score line scored through `scorer` (with the baseline beside it, so they carry
+/// the same why as ipcheck's), fused, given their network, then tuned (`opts.tuning`: suppressed
+/// rows stay, with the rule, and the rest are re-ranked). A scorer outage degrades the
+/// report (rows say "unscored") rather than losing it; the caller decides whether that is an error.
+pub async fn assemble<S: Scorer>(
+    records: &[FindingRecord],
+    mut table: ScoreTable,
+    scorer: Option<&S>,
+    opts: &FuseOptions,
+    enricher: Option<&ipsight_enrich::Enricher>,
+) -> anyhow::Result<Assembled> {
+    let mut scored_now = 0usize;
+    let mut scorer_error = None;
+    if let Some(s) = scorer {
+        match table.score_missing(report::finding_pairs(records), s).await {
+            Ok(n) => scored_now = n,
+            Err(e) => scorer_error = Some(e.to_string()),
+        }
+    }
+    let mut report = fuse(records, &table, opts);
+    if let Some(e) = enricher {
+        report.enrich(e)?;
+    }
+    if let Some(s) = scorer {
+        report.principal_context(enricher, &|e| s.profile(e))?;
+    }
+    // After enrichment: allow rules by ASN or country need the rows' networks.
+    let tuning = opts.tuning.as_ref().map(|t| report.apply_tuning(t));
+    Ok(Assembled {
+        report,
+        scored_now,
+        scorer_error,
+        tuning,
+    })
+}
+
 /// Handle one scheduled (or manual) invocation: gather, fuse, write the two report objects.
 pub async fn handle<S: Scorer>(
     cfg: &Config,
@@ -298,27 +312,32 @@ pub async fn handle<S: Scorer>(
     scorer: Option<&S>,
     event: Value,
 ) -> Result<Value, anyhow::Error> {
+    handle_with(cfg, store, scorer, &triage::Triage::default(), event).await
+}
+
+/// [`handle`] with network context, Security Hub publishing and the new top rows. Both are
+/// published after the report objects are written: an outage fails the run (it is retried); the
+/// deterministic ids make the retry's findings updates, not duplicates, and the top rows' state
+/// is written only once their events were accepted.
+pub async fn handle_with<S: Scorer>(
+    cfg: &Config,
+    store: &(impl ObjectStore + ObjectLister),
+    scorer: Option<&S>,
+    extras: &triage::Triage,
+    event: Value,
+) -> Result<Value, anyhow::Error> {
     let started = Instant::now();
     let date = event_date(&event)?;
     let (records, bad_records) =
         read_records(store, &cfg.data_bucket, &cfg.findings_prefix).await?;
     let pairs = report::finding_pairs(&records);
-    let (mut table, score_lines) = read_scores(
+    let (table, score_lines) = read_scores(
         store,
         &cfg.data_bucket,
         &cfg.scores_prefix,
         pairs.iter().cloned().collect(),
     )
     .await?;
-    let mut scored_now = 0usize;
-    let mut scorer_error = None;
-    if let Some(s) = scorer {
-        // A scorer outage degrades the report (rows say "unscored") rather than losing it.
-        match table.score_missing(pairs.iter().cloned(), s).await {
-            Ok(n) => scored_now = n,
-            Err(e) => scorer_error = Some(e.to_string()),
-        }
-    }
     let trusted = match &cfg.trusted {
         Some(o) => Some(read_list(store, o).await?),
         None => None,
@@ -331,6 +350,12 @@ pub async fn handle<S: Scorer>(
         Some(src) => Some(load_labels(store, src).await?),
         None => None,
     };
+    // A tuning file that cannot be read fails the run (retried) rather than un-silencing every
+    // known egress.
+    let tuning = match &cfg.tuning {
+        Some(o) => Some(ipsight_aws::triage::load_tuning(store, o).await?),
+        None => None,
+    };
     let opts = FuseOptions {
         date: date.clone(),
         lookback_days: cfg.lookback_days,
@@ -338,20 +363,48 @@ pub async fn handle<S: Scorer>(
         threats,
         include_samples: cfg.include_samples,
         labels,
+        tuning,
     };
-    let report = fuse(&records, &table, &opts);
+    let Assembled {
+        report,
+        scored_now,
+        scorer_error,
+        tuning,
+    } = assemble(&records, table, scorer, &opts, extras.enricher.as_ref()).await?;
     let mut p = cfg.reports_prefix.clone();
     if !p.is_empty() && !p.ends_with('/') {
         p.push('/');
     }
     let json_obj = ObjectRef::new(&cfg.data_bucket, format!("{p}{date}/suspicious.json"));
     let csv_obj = ObjectRef::new(&cfg.data_bucket, format!("{p}{date}/suspicious.csv"));
+    let html_obj = ObjectRef::new(&cfg.data_bucket, format!("{p}{date}/suspicious.html"));
     store
         .put_bytes(&csv_obj, Bytes::from(report.to_csv()), "text/csv")
         .await?;
     store
+        .put_bytes(
+            &html_obj,
+            Bytes::from(report.to_html()),
+            "text/html; charset=utf-8",
+        )
+        .await?;
+    store
         .put_bytes(&json_obj, Bytes::from(report.to_json()), "application/json")
         .await?;
+    let mut security_hub = Value::Null;
+    if let (Some((client, _)), Some(importer)) = (&extras.security_hub, extras.importer(&date)) {
+        let (batches, skipped) = findings::security_hub_batches(&report, &importer);
+        let outcome = ipsight_securityhub::publish(client, &batches).await?;
+        security_hub = json!({"outcome": outcome, "skipped": skipped});
+    }
+    // Last: the state records what was sent, so everything before must have succeeded.
+    let top_rows = match (&cfg.publish_top, &extras.events) {
+        (Some(p), Some(client)) => Some(triage::publish_top_rows(store, client, p, &report).await?),
+        (Some(_), None) => {
+            anyhow::bail!("PUBLISH_TOP_N is set but no EventBridge client was built")
+        }
+        (None, _) => None,
+    };
     let s = &report.summary;
     let mut f = Map::new();
     f.insert("event".into(), "report_written".into());
@@ -361,24 +414,20 @@ pub async fn handle<S: Scorer>(
     if let Some(e) = &scorer_error {
         f.insert("scorer_error".into(), e.clone().into());
     }
-    println!(
-        "{}",
-        emf_line(
-            "ipsight",
-            FUNCTION,
-            f,
-            &[
-                ("finding_records", records.len() as u64),
-                ("bad_records", bad_records),
-                ("score_lines", score_lines),
-                ("scored_on_the_fly", scored_now as u64),
-                ("rows", s.rows as u64),
-                ("ranked", s.ranked as u64),
-                ("escalated", s.escalated as u64),
-                ("suppressed", s.suppressed as u64),
-                ("unscored", s.unscored as u64),
-            ],
-        )
+    ipsight_ports::emf::log(
+        FUNCTION,
+        f,
+        &[
+            ("finding_records", records.len() as u64),
+            ("bad_records", bad_records),
+            ("score_lines", score_lines),
+            ("scored_on_the_fly", scored_now as u64),
+            ("rows", s.rows as u64),
+            ("ranked", s.ranked as u64),
+            ("escalated", s.escalated as u64),
+            ("suppressed", s.suppressed as u64),
+            ("unscored", s.unscored as u64),
+        ],
     );
     let top: Vec<Value> = report
         .rows
@@ -389,10 +438,14 @@ pub async fn handle<S: Scorer>(
     Ok(json!({
         "report": json_obj.to_string(),
         "csv": csv_obj.to_string(),
+        "html": html_obj.to_string(),
         "summary": report.summary,
         "bad_records": bad_records,
         "scored_on_the_fly": scored_now,
         "scorer_error": scorer_error,
+        "security_hub": security_hub,
+        "tuning": tuning,
+        "top_rows": top_rows,
         "top": top,
     }))
 }

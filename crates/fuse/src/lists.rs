@@ -1,7 +1,7 @@
 //! Trusted and threat IP lists in GuardDuty's plain-text format: one IPv4/IPv6 address or CIDR range
 //! per line; blank lines and `#` comments ignored (GuardDuty's TXT list format, so the lists an
 //! account already uploads to GuardDuty can be reused as is).
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name} line {line}: {text:?} is not an IP address or CIDR range")]
@@ -11,14 +11,14 @@ pub struct ListError {
     pub text: String,
 }
 
-/// A parsed list. IPv6 entries are accepted (GuardDuty lists may hold them) but match nothing: the
-/// pairs ipsight ranks are IPv4.
+/// A parsed list of IPv4 and IPv6 addresses and ranges.
 #[derive(Debug, Clone, Default)]
 pub struct IpList {
     /// Where the list came from (file name or S3 URI), named in explanations.
     pub name: String,
     /// `(network, prefix length)`, network already masked.
     v4: Vec<(u32, u8)>,
+    v6: Vec<(u128, u8)>,
     pub ipv6_entries: usize,
 }
 
@@ -50,10 +50,12 @@ impl IpList {
                     }
                     list.v4.push((u32::from(v4) & mask(len), len));
                 }
-                IpAddr::V6(_) => {
-                    if len.is_some_and(|l| l > 128) {
+                IpAddr::V6(v6) => {
+                    let len = len.unwrap_or(128);
+                    if len > 128 {
                         return Err(err());
                     }
+                    list.v6.push((u128::from(v6) & mask6(len), len));
                     list.ipv6_entries += 1;
                 }
             }
@@ -62,22 +64,38 @@ impl IpList {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty()
+        self.v4.is_empty() && self.v6.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.v4.len() + self.ipv6_entries
+        self.v4.len() + self.v6.len()
     }
 
-    /// The most specific entry containing `ip`, as `a.b.c.d/len`.
-    pub fn matching(&self, ip: Ipv4Addr) -> Option<String> {
-        let x = u32::from(ip);
-        self.v4
-            .iter()
-            .filter(|(net, len)| x & mask(*len) == *net)
-            .max_by_key(|(_, len)| *len)
-            .map(|(net, len)| format!("{}/{len}", Ipv4Addr::from(*net)))
+    /// The most specific entry containing `ip`, as `a.b.c.d/len` or `2001:db8::/32`.
+    pub fn matching(&self, ip: IpAddr) -> Option<String> {
+        match ip {
+            IpAddr::V4(ip) => {
+                let x = u32::from(ip);
+                self.v4
+                    .iter()
+                    .filter(|(net, len)| x & mask(*len) == *net)
+                    .max_by_key(|(_, len)| *len)
+                    .map(|(net, len)| format!("{}/{len}", Ipv4Addr::from(*net)))
+            }
+            IpAddr::V6(ip) => {
+                let x = u128::from(ip);
+                self.v6
+                    .iter()
+                    .filter(|(net, len)| x & mask6(*len) == *net)
+                    .max_by_key(|(_, len)| *len)
+                    .map(|(net, len)| format!("{}/{len}", Ipv6Addr::from(*net)))
+            }
+        }
     }
+}
+
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - len as u32).unwrap_or(0)
 }
 
 fn mask(len: u8) -> u32 {
@@ -116,6 +134,11 @@ mod tests {
         assert_eq!(e.line, 2);
         assert!(e.to_string().contains("t.txt line 2"));
         assert!(IpList::parse("t", "example.com").is_err());
+        assert_eq!(
+            l.matching("2001:db8:5::1".parse().unwrap()).as_deref(),
+            Some("2001:db8::/32")
+        );
+        assert_eq!(l.matching("2001:db9::1".parse().unwrap()), None);
         // Host bits set in a CIDR are masked, as GuardDuty does.
         let l = IpList::parse("t", "10.1.2.3/8").unwrap();
         assert!(l.matching("10.200.0.1".parse().unwrap()).is_some());

@@ -18,10 +18,12 @@
 //! a medium finding above a high finding on the principal's everyday address. See the README.
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipsight_formats::guardduty::{keep_latest, FindingRecord};
-use ipsight_formats::labels::{epoch_seconds, LabelSet, Verdict};
+use ipsight_core::labels::{LabelSet, Verdict};
+use ipsight_core::time::epoch_seconds;
+use ipsight_enrich::{EnrichError, Enricher, Network};
+use ipsight_formats::guardduty::{keep_latest, FindingRecord, RemoteNetwork};
 use serde::Serialize;
 
 use crate::lists::IpList;
@@ -65,6 +67,9 @@ pub struct FuseOptions {
     /// listed, saying who decided and why); a confirmed true positive is escalated and ranked
     /// above every unconfirmed row. The analyst's decision beats the trusted list.
     pub labels: Option<LabelSet>,
+    /// The tuning file: applied by [`crate::assemble`] after the rows have their network (allow
+    /// rules by ASN or country need it); [`fuse`] alone does not apply it.
+    pub tuning: Option<ipsight_core::tuning::Tuning>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -75,14 +80,27 @@ pub struct Row {
     pub status: &'static str,
     pub risk: f64,
     pub entity: String,
-    pub ip: Ipv4Addr,
+    /// IPv4, or IPv6 in canonical RFC 5952 text.
+    pub ip: IpAddr,
     pub max_severity: f64,
     pub finding_types: Vec<String>,
     pub finding_count: usize,
     /// Sum of the findings' `count` (events GuardDuty aggregated).
     pub event_count: u64,
     pub dot_product: Option<f32>,
+    /// The unusualness the risk uses: the combined score's percentile when the pair was scored
+    /// with the baseline sidecar, else the embedding's.
     pub unusual_percentile: Option<f64>,
+    /// The embedding's own unusualness (0–100, higher = less normal).
+    pub embedding_percentile: Option<f64>,
+    /// Where the address sits in the principal's history (`ip`, `/24`, `/16`, IPv6 levels, `none`,
+    /// `new_principal`); null when unscored or scored without a baseline.
+    pub history: Option<ipsight_ports::History>,
+    /// Up to 3 prefixes the principal used nearest to this address.
+    pub nearest: Vec<ipsight_ports::Nearest>,
+    /// The score's own why (history, nearest known prefixes, both percentiles), as the scorer
+    /// wrote it; also quoted in `explanation`.
+    pub score_explanation: Option<String>,
     /// `scores`, `scorer` or `unscored`.
     pub score_source: &'static str,
     pub first_seen: Option<String>,
@@ -99,6 +117,18 @@ pub struct Row {
     pub countries: Vec<String>,
     pub finding_ids: Vec<String>,
     pub explanation: String,
+    /// Network of the address: GuardDuty's `remoteIpDetails` first, then the databases
+    /// (`--ip-db` / `IP_DB_URIS`, `--aws-ranges`); absent when neither knows anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// Whether the principal's baseline ever placed it in this AS / country (`seen`/`first`):
+    /// with IP databases and a scorer whose baseline knows the principal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_history: Option<ipsight_enrich::NetworkHistory>,
+    /// The principal's first day in the baseline (`YYYY-MM-DD`), when a scorer's baseline knows it:
+    /// the tuning file's learning period counts from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_first_seen: Option<String>,
     #[serde(skip)]
     raw_risk: f64,
 }
@@ -112,7 +142,7 @@ pub struct Summary {
     pub escalated: usize,
     pub suppressed: usize,
     pub unscored: usize,
-    /// IPv6 pairs named by findings: not ranked (IP Insights is IPv4-only), counted here.
+    /// IPv6 pairs named by findings in the window (ranked beside the IPv4 ones).
     pub ipv6_pairs: usize,
 }
 
@@ -137,26 +167,11 @@ struct Agg {
     first: Option<String>,
     last: Option<String>,
     all_samples: bool,
+    /// What GuardDuty said about the address (`remoteIpDetails`), first one given.
+    guardduty_network: Option<RemoteNetwork>,
 }
 
-/// Days since 1970-01-01 of `YYYY-MM-DD…`.
-pub fn day_number(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let y: i64 = s.get(0..4)?.parse().ok()?;
-    let m: i64 = s.get(5..7)?.parse().ok()?;
-    let d: i64 = s.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    Some(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468)
-}
+pub use ipsight_core::time::day_number;
 
 fn min_opt(a: &mut Option<String>, b: Option<&String>) {
     if let Some(b) = b {
@@ -175,11 +190,39 @@ fn max_opt(a: &mut Option<String>, b: Option<&String>) {
 }
 
 /// Pairs the findings name (what needs a score).
-pub fn finding_pairs(records: &[FindingRecord]) -> BTreeSet<(String, Ipv4Addr)> {
+pub fn finding_pairs(records: &[FindingRecord]) -> BTreeSet<(String, IpAddr)> {
     records
         .iter()
-        .flat_map(|r| r.pairs.iter().map(|p| (p.entity.clone(), p.ip)))
+        .flat_map(|r| pairs_of(r).map(|(e, ip, _, _)| (e.clone(), ip)))
         .collect()
+}
+
+/// A finding's pairs, IPv4 then IPv6, with the remote address's country and GuardDuty's network.
+#[allow(clippy::type_complexity)]
+fn pairs_of(
+    r: &FindingRecord,
+) -> impl Iterator<Item = (&String, IpAddr, &Option<String>, &Option<RemoteNetwork>)> {
+    let v4 = r
+        .pairs
+        .iter()
+        .map(|p| (&p.entity, IpAddr::V4(p.ip), &p.country, &p.network));
+    let v6 = r
+        .ipv6
+        .iter()
+        .map(|p| (&p.entity, IpAddr::V6(p.ip), &p.country, &p.network));
+    v4.chain(v6)
+}
+
+/// GuardDuty's `remoteIpDetails` as a [`Network`]: the first source of a row's network.
+fn guardduty_network(g: &RemoteNetwork) -> Network {
+    Network {
+        asn: g.asn,
+        as_org: g.asn_org.clone().or_else(|| g.org.clone()),
+        country: g.country_code.clone(),
+        city: g.city.clone(),
+        sources: vec!["guardduty".to_owned()],
+        ..Network::default()
+    }
 }
 
 /// Fuse findings and scores into the ranked report.
@@ -202,12 +245,12 @@ pub fn fuse(records: &[FindingRecord], scores: &ScoreTable, opts: &FuseOptions) 
         findings: records.len(),
         ..Default::default()
     };
-    let mut aggs: HashMap<(String, Ipv4Addr), Agg> = HashMap::new();
+    let mut aggs: HashMap<(String, IpAddr), Agg> = HashMap::new();
     for r in records.iter().filter(|r| in_window(r)) {
         summary.findings_in_window += 1;
         summary.ipv6_pairs += r.ipv6.len();
-        for p in &r.pairs {
-            let a = aggs.entry((p.entity.clone(), p.ip)).or_insert_with(|| Agg {
+        for (entity, ip, country, gd_net) in pairs_of(r) {
+            let a = aggs.entry((entity.clone(), ip)).or_insert_with(|| Agg {
                 all_samples: true,
                 ..Default::default()
             });
@@ -218,8 +261,11 @@ pub fn fuse(records: &[FindingRecord], scores: &ScoreTable, opts: &FuseOptions) 
             }
             a.accounts.insert(r.account_id.clone());
             a.regions.insert(r.region.clone());
-            if let Some(c) = &p.country {
+            if let Some(c) = country {
                 a.countries.insert(c.clone());
+            }
+            if a.guardduty_network.is_none() {
+                a.guardduty_network = gd_net.clone();
             }
             min_opt(
                 &mut a.first,
@@ -272,9 +318,9 @@ pub fn fuse(records: &[FindingRecord], scores: &ScoreTable, opts: &FuseOptions) 
     }
 }
 
-fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &FuseOptions) -> Row {
-    let score = scores.get(&entity, ip).copied();
-    let u = score.map(|s| s.unusualness());
+fn build_row(entity: String, ip: IpAddr, a: Agg, scores: &ScoreTable, o: &FuseOptions) -> Row {
+    let score = scores.get(&entity, ip).cloned();
+    let u = score.as_ref().map(|s| s.unusualness());
     let threat = o
         .threats
         .as_ref()
@@ -331,11 +377,35 @@ fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &Fuse
         a.events,
         if a.events == 1 { "" } else { "s" },
     );
-    match (score, u) {
+    match (&score, u) {
+        (Some(s), Some(u)) if s.history.is_some() => {
+            let _ = write!(
+                ex,
+                " IP Insights with the principal's history ({})",
+                s.history.map_or("", |h| h.as_str()),
+            );
+            // A score file written without the sentence still reads as one.
+            match s.explanation.as_deref().filter(|e| !e.trim().is_empty()) {
+                Some(why) => {
+                    let _ = write!(ex, ": {why}");
+                }
+                None => ex.push('.'),
+            }
+            if !ex.ends_with('.') {
+                ex.push('.');
+            }
+            let _ = write!(
+                ex,
+                " Combined unusualness {:.2}% (dot_product {:.3}).",
+                u * 100.0,
+                s.dot_product
+            );
+        }
         (Some(s), Some(u)) => {
             let _ = write!(
                 ex,
-                " IP Insights: less normal than {:.2}% of known activity (dot_product {:.3}, {}).",
+                " IP Insights: less normal than {:.2}% of known activity (dot_product {:.3}, {}; \
+                 no baseline: the embedding alone).",
                 u * 100.0,
                 s.dot_product,
                 if s.unusual_percentile.is_some() {
@@ -371,9 +441,16 @@ fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &Fuse
         finding_types: types,
         finding_count: n,
         event_count: a.events,
-        dot_product: score.map(|s| s.dot_product),
+        dot_product: score.as_ref().map(|s| s.dot_product),
         unusual_percentile: u.map(|u| (u * 1e6).round() / 1e4),
-        score_source: score.map_or("unscored", |s| s.source.as_str()),
+        embedding_percentile: score.as_ref().and_then(|s| s.embedding_percentile),
+        history: score.as_ref().and_then(|s| s.history),
+        score_source: score.as_ref().map_or("unscored", |s| s.source.as_str()),
+        nearest: score
+            .as_ref()
+            .map(|s| s.nearest.clone())
+            .unwrap_or_default(),
+        score_explanation: score.and_then(|s| s.explanation),
         first_seen: a.first,
         last_seen: a.last,
         sample: a.all_samples,
@@ -385,6 +462,9 @@ fn build_row(entity: String, ip: Ipv4Addr, a: Agg, scores: &ScoreTable, o: &Fuse
         countries: a.countries.into_iter().collect(),
         finding_ids: a.ids.into_iter().collect(),
         explanation: ex,
+        network: a.guardduty_network.as_ref().map(guardduty_network),
+        network_history: None,
+        principal_first_seen: None,
         raw_risk,
     }
 }
@@ -397,12 +477,57 @@ impl Report {
         v
     }
 
+    /// Add the network of every row's address. Stops at the first database record that cannot
+    /// be decoded (the error names the database and the address): a corrupt database is a
+    /// configuration error, not a property of one row.
+    pub fn enrich(&mut self, enricher: &Enricher) -> Result<(), EnrichError> {
+        for r in &mut self.rows {
+            // GuardDuty's own view first; the databases fill what it lacks.
+            let known = r.network.take().unwrap_or_default();
+            r.network = Some(enricher.lookup(r.ip, known)?);
+        }
+        Ok(())
+    }
+
+    /// What the scorer's baseline knows of each row's principal: its first-seen day (for the
+    /// learning period) and, with IP databases, whether it was ever seen from the row's AS /
+    /// country ("First time this principal is seen from AS64500 (Example Transit)." joins the
+    /// explanation). One baseline lookup per principal.
+    pub fn principal_context(
+        &mut self,
+        enricher: Option<&Enricher>,
+        profile_of: &dyn Fn(&str) -> Option<ipsight_ports::PrincipalProfile>,
+    ) -> Result<(), EnrichError> {
+        let mut profiles: HashMap<String, Option<ipsight_ports::PrincipalProfile>> = HashMap::new();
+        for r in &mut self.rows {
+            let p = profiles
+                .entry(r.entity.clone())
+                .or_insert_with(|| profile_of(&r.entity));
+            let Some(p) = p else { continue };
+            r.principal_first_seen = p
+                .first_seen_day
+                .map(|d| ipsight_core::time::date(d * 86_400));
+            if let (Some(e), Some(net)) = (enricher, &r.network) {
+                if let Some((h, sentence)) =
+                    ipsight_enrich::network_history(e, net, p.prefixes.iter().copied())?
+                {
+                    r.network_history = Some(h);
+                    if let Some(s) = sentence {
+                        r.explanation = format!("{} {s}", r.explanation);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `suspicious.csv`: one line per row, same order as the JSON, with a header.
     pub fn to_csv(&self) -> Vec<u8> {
         let mut out = String::from(
             "rank,status,risk,entity,ip,max_severity,finding_types,finding_count,event_count,\
              dot_product,unusual_percentile,score_source,first_seen,last_seen,sample,escalated_by,\
-             suppressed_reason,accounts,regions,finding_ids,explanation\n",
+             suppressed_reason,accounts,regions,finding_ids,explanation,asn,as_org,country,\
+             history,embedding_percentile,nearest,score_explanation\n",
         );
         for r in &self.rows {
             let opt = |v: Option<String>| v.unwrap_or_default();
@@ -428,6 +553,17 @@ impl Report {
                 r.regions.join(";"),
                 r.finding_ids.join(";"),
                 r.explanation.clone(),
+                opt(r
+                    .network
+                    .as_ref()
+                    .and_then(|n| n.asn)
+                    .map(|a| a.to_string())),
+                opt(r.network.as_ref().and_then(|n| n.as_org.clone())),
+                opt(r.network.as_ref().and_then(|n| n.country.clone())),
+                opt(r.history.map(|h| h.as_str().to_owned())),
+                opt(r.embedding_percentile.map(|x| x.to_string())),
+                nearest_text(&r.nearest),
+                opt(r.score_explanation.clone()),
             ];
             for (i, f) in fields.iter().enumerate() {
                 if i > 0 {
@@ -439,6 +575,14 @@ impl Report {
         }
         out.into_bytes()
     }
+}
+
+/// `10.1.0.0/24 (12 events, last 2026-11-07); ...`: the nearest known prefixes in one cell.
+pub fn nearest_text(near: &[ipsight_ports::Nearest]) -> String {
+    near.iter()
+        .map(ipsight_ports::Nearest::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// RFC 4180: quote fields holding a comma, quote or line break. Fields starting with a formula

@@ -1,19 +1,24 @@
 //! IP Insights scores for `<entity, ip>` pairs: read from the `scores/**/*.jsonl` files ipcheck
 //! writes, or filled in on the fly through the [`Scorer`] port.
 //!
-//! A score line is `{"entity":"…","ip":"a.b.c.d","dot_product":x, …}` with, optionally, the
+//! A score line is `{"entity":"…","ip":"a.b.c.d","dot_product":x, …}` (IPv6 in RFC 5952 text
+//! too) with, optionally, the
 //! calibrated position of the score among known-normal activity:
 //! * `unusual_percentile` (0–100, higher = less normal: 99.5 = "less normal than 99.5% of known
 //!   activity"), the [`Score`] port's convention; or
 //! * `percentile` (0–100, the model's percentile rank: the share of known activity that scored
 //!   *lower*; low = unusual), read as `unusual_percentile = 100 − percentile`.
 //!
+//! With the baseline sidecar, `unusual_percentile` is the combined score's, and the line also
+//! carries its why: `embedding_percentile`, `history`, `explanation` and `nearest` (the fields of
+//! `ipsight score --output ipsight` and of ipcheck's score records), kept for the report rows.
+//!
 //! Other fields are ignored.
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipsight_aws::{Pair, Score, ScoreError, Scorer};
+use ipsight_ports::{History, Nearest, Pair, Score, ScoreError, Scorer};
 use serde::Deserialize;
 
 /// Where a pair's score came from (reported per row).
@@ -34,11 +39,32 @@ impl ScoreSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoreEntry {
     pub dot_product: f32,
+    /// The combined percentile when the scorer had a baseline, else the embedding's.
     pub unusual_percentile: Option<f64>,
     pub source: ScoreSource,
+    pub embedding_percentile: Option<f64>,
+    /// None: scored without a baseline (or by a tool that does not say).
+    pub history: Option<History>,
+    pub explanation: Option<String>,
+    pub nearest: Vec<Nearest>,
+}
+
+impl ScoreEntry {
+    /// An entry from the scorer port's [`Score`].
+    pub fn from_score(s: Score, source: ScoreSource) -> Self {
+        Self {
+            dot_product: s.dot_product,
+            unusual_percentile: s.unusual_percentile,
+            source,
+            embedding_percentile: s.embedding_percentile,
+            history: s.history,
+            explanation: Some(s.explanation),
+            nearest: s.nearest,
+        }
+    }
 }
 
 impl ScoreEntry {
@@ -78,12 +104,29 @@ struct Line {
     percentile: Option<f64>,
     #[serde(default)]
     unusual_percentile: Option<f64>,
+    #[serde(default)]
+    embedding_percentile: Option<f64>,
+    #[serde(default)]
+    history: Option<History>,
+    #[serde(default)]
+    explanation: Option<String>,
+    #[serde(default)]
+    nearest: Vec<NearestLine>,
+}
+
+/// `nearest[]` of a score line (`ipsight_model`'s `Nearest` is write-only).
+#[derive(Debug, Deserialize)]
+struct NearestLine {
+    prefix: String,
+    events: u64,
+    #[serde(default)]
+    last_seen: Option<String>,
 }
 
 /// Scores by pair.
 #[derive(Debug, Clone, Default)]
 pub struct ScoreTable {
-    map: HashMap<(String, Ipv4Addr), ScoreEntry>,
+    map: HashMap<(String, IpAddr), ScoreEntry>,
 }
 
 impl ScoreTable {
@@ -95,7 +138,7 @@ impl ScoreTable {
         self.map.is_empty()
     }
 
-    pub fn get(&self, entity: &str, ip: Ipv4Addr) -> Option<&ScoreEntry> {
+    pub fn get(&self, entity: &str, ip: IpAddr) -> Option<&ScoreEntry> {
         // The map is keyed by owned strings; a lookup allocation per row is negligible here.
         self.map.get(&(entity.to_owned(), ip))
     }
@@ -103,7 +146,7 @@ impl ScoreTable {
     /// Add a score. When a pair already has one (several scores files, re-scored objects), the more
     /// unusual one is kept: an analyst should see the worst the pair looked, and the result does
     /// not depend on the order files are read in.
-    pub fn insert(&mut self, entity: String, ip: Ipv4Addr, e: ScoreEntry) {
+    pub fn insert(&mut self, entity: String, ip: IpAddr, e: ScoreEntry) {
         use std::collections::hash_map::Entry;
         match self.map.entry((entity, ip)) {
             Entry::Vacant(v) => {
@@ -125,7 +168,7 @@ impl ScoreTable {
         &mut self,
         r: R,
         source_name: &str,
-        wanted: Option<&HashSet<(String, Ipv4Addr)>>,
+        wanted: Option<&HashSet<(String, IpAddr)>>,
     ) -> Result<u64, ScoresError> {
         let mut n = 0u64;
         for (i, line) in r.lines().enumerate() {
@@ -142,10 +185,9 @@ impl ScoreTable {
                 continue;
             }
             let l: Line = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-            let ip: Ipv4Addr = match ipsight_formats::classify_ip(&l.ip) {
-                ipsight_formats::IpClass::V4(ip) => ip,
-                _ => return Err(bad(format!("{:?} is not an IPv4 address", l.ip))),
-            };
+            let ip: IpAddr = ipsight_formats::classify_ip(&l.ip)
+                .address()
+                .ok_or_else(|| bad(format!("{:?} is not an IPv4 or IPv6 address", l.ip)))?;
             n += 1;
             if wanted.is_some_and(|w| !w.contains(&(l.entity.clone(), ip))) {
                 continue;
@@ -161,6 +203,18 @@ impl ScoreTable {
                     dot_product: l.dot_product as f32,
                     unusual_percentile: unusual,
                     source: ScoreSource::File,
+                    embedding_percentile: l.embedding_percentile.filter(|p| p.is_finite()),
+                    history: l.history,
+                    explanation: l.explanation,
+                    nearest: l
+                        .nearest
+                        .into_iter()
+                        .map(|n| Nearest {
+                            prefix: n.prefix,
+                            events: n.events,
+                            last_seen: n.last_seen,
+                        })
+                        .collect(),
                 },
             );
         }
@@ -171,7 +225,7 @@ impl ScoreTable {
     /// first, so the scorer sees the same request for the same inputs.
     pub async fn score_missing(
         &mut self,
-        pairs: impl IntoIterator<Item = (String, Ipv4Addr)>,
+        pairs: impl IntoIterator<Item = (String, IpAddr)>,
         scorer: &impl Scorer,
     ) -> Result<usize, ScoreError> {
         let mut missing: Vec<Pair> = pairs
@@ -196,11 +250,7 @@ impl ScoreTable {
             self.insert(
                 p.entity.clone(),
                 p.ip,
-                ScoreEntry {
-                    dot_product: s.dot_product,
-                    unusual_percentile: s.unusual_percentile,
-                    source: ScoreSource::Scorer,
-                },
+                ScoreEntry::from_score(s, ScoreSource::Scorer),
             );
         }
         Ok(missing.len())

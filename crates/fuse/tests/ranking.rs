@@ -25,6 +25,7 @@ fn rec(id: &str, entity: &str, ip: &str, severity: f64, ftype: &str) -> FindingR
             ip: ip.parse().unwrap(),
             action: "AWS_API_CALL".into(),
             country: None,
+            network: None,
         }],
         ipv6: vec![],
         entity_kind: Default::default(),
@@ -39,6 +40,7 @@ fn opts() -> FuseOptions {
         threats: None,
         include_samples: false,
         labels: None,
+        tuning: None,
     }
 }
 
@@ -50,6 +52,10 @@ fn score(t: &mut ScoreTable, e: &str, ip: &str, dp: f32, unusual: f64) {
             dot_product: dp,
             unusual_percentile: Some(unusual),
             source: ScoreSource::File,
+            embedding_percentile: Some(unusual),
+            history: None,
+            explanation: None,
+            nearest: Vec::new(),
         },
     );
 }
@@ -254,9 +260,9 @@ fn same_inputs_same_bytes_whatever_the_order() {
 
 #[test]
 fn analyst_labels_suppress_false_positives_and_keep_true_positives_on_top() {
-    use ipsight_formats::labels::{Label, LabelSet, Verdict};
+    use ipsight_core::labels::{Label, LabelSet, Verdict};
     let label = |entity: &str, ip: Option<&str>, cidr: Option<&str>, v, expires: Option<&str>| {
-        Label {
+        ipsight_formats::labels::validated(Label {
             entity: entity.into(),
             ip: ip.map(|s| s.parse().unwrap()),
             cidr: cidr.map(|s| s.parse().unwrap()),
@@ -265,8 +271,7 @@ fn analyst_labels_suppress_false_positives_and_keep_true_positives_on_top() {
             when: "2026-01-04T12:00:00Z".into(),
             why: "checked with the user".into(),
             expires: expires.map(Into::into),
-        }
-        .validated()
+        })
         .unwrap()
     };
     let records = vec![

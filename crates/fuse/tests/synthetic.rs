@@ -5,18 +5,18 @@
 //!
 //! `cargo test -p fuse --test synthetic -- --nocapture` prints the figure (README).
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use fuse::{fuse, FuseOptions, Report, ScoreTable};
-use ipsight_aws::EmbeddedScorer;
 use ipsight_formats::guardduty::{extract_all, FindingRecord, ReadOptions};
 use ipsight_model::{train, Hyperparameters, IpEncoderLayout, TrainOptions, TrainingData};
+use ipsight_ports::EmbeddedScorer;
 use ipsight_synth::{
     generate_findings, write_guardduty_export, FindingsOptions, SynthConfig, World,
 };
 
-type PairKey = (String, Ipv4Addr);
+type PairKey = (String, IpAddr);
 
 /// Precision of the first `k` rows of `ranked`.
 fn precision_at(ranked: &[PairKey], attacks: &HashSet<PairKey>, k: usize) -> f64 {
@@ -62,6 +62,7 @@ fn measure(records: &[FindingRecord], table: &ScoreTable, attacks: &HashSet<Pair
         threats: None,
         include_samples: false,
         labels: None,
+        tuning: None,
     };
     let report = fuse(records, table, &opts);
     let ranked: Vec<PairKey> = report
@@ -99,6 +100,7 @@ async fn fusion_beats_severity_alone_on_the_synthetic_world() {
         layout: IpEncoderLayout {
             prefix24_buckets: 8192,
             address_buckets: 8192,
+            ipv6_buckets: 4096,
         },
         ..TrainOptions::default()
     };
@@ -119,7 +121,7 @@ async fn fusion_beats_severity_alone_on_the_synthetic_world() {
     let attacks: HashSet<PairKey> = labeled
         .iter()
         .filter(|f| f.attack)
-        .filter_map(|f| Some((f.entity.clone()?, f.ip?)))
+        .filter_map(|f| Some((f.entity.clone()?, IpAddr::V4(f.ip?))))
         .collect();
 
     // Scenario A, as generated: through the S3 export format and the extractor's reader.
@@ -147,7 +149,7 @@ async fn fusion_beats_severity_alone_on_the_synthetic_world() {
         .filter(|r| {
             r.pairs
                 .iter()
-                .any(|p| attacks.contains(&(p.entity.clone(), p.ip)))
+                .any(|p| attacks.contains(&(p.entity.clone(), IpAddr::V4(p.ip))))
         })
         .map(|r| (r.finding_type.clone(), r.severity))
         .collect();
@@ -159,7 +161,7 @@ async fn fusion_beats_severity_alone_on_the_synthetic_world() {
             let is_attack = r
                 .pairs
                 .iter()
-                .any(|p| attacks.contains(&(p.entity.clone(), p.ip)));
+                .any(|p| attacks.contains(&(p.entity.clone(), IpAddr::V4(p.ip))));
             if !is_attack {
                 let (t, s) = &attack_types[i % attack_types.len()];
                 r.finding_type = t.clone();

@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use ipcheck::alerts::NoAlerts;
 use ipcheck::{handle, Config};
-use ipsight_aws::scorers::{EmbeddedScorer, SageMakerOptions, SageMakerScorer};
-use ipsight_aws::{DirStore, Scorer};
+use ipsight_aws::scorers::{SageMakerOptions, SageMakerScorer};
 use ipsight_model::{train, Hyperparameters, IpEncoderLayout, TrainOptions, TrainingData};
+use ipsight_ports::EmbeddedScorer;
+use ipsight_ports::{DirStore, Scorer};
 use serde_json::json;
 
 const ENTITIES: u32 = 2000;
@@ -161,6 +162,7 @@ async fn main() {
         layout: IpEncoderLayout {
             prefix24_buckets: 1 << 16,
             address_buckets: 1 << 16,
+            ipv6_buckets: 1 << 13,
         },
         ..TrainOptions::default()
     };

@@ -1,6 +1,5 @@
 //! Where alerts go: an EventBridge bus (production) or nowhere but the alert files ([`NoAlerts`]).
 use std::future::Future;
-use std::time::Duration;
 
 use crate::Alert;
 
@@ -25,10 +24,6 @@ pub const EVENT_SOURCE: &str = "ipsight.ipcheck";
 /// `detail-type` of the events.
 pub const DETAIL_TYPE: &str = "IP Insights unusual activity";
 
-/// PutEvents allows 10 entries per call.
-const ENTRIES_PER_CALL: usize = 10;
-const ATTEMPTS: u32 = 4;
-
 /// Alerts as events on a custom EventBridge bus, one event per alert (`detail` = the [`Alert`]).
 #[derive(Debug, Clone)]
 pub struct EventBridgeSink {
@@ -48,7 +43,9 @@ impl EventBridgeSink {
         Self::new(aws_sdk_eventbridge::Client::new(conf), bus)
     }
 
-    fn entry(
+    /// The PutEvents entry of one alert: `detail` is the alert itself (score record with its
+    /// history and why, threshold, id).
+    pub fn entry(
         &self,
         a: &Alert,
     ) -> Result<aws_sdk_eventbridge::types::PutEventsRequestEntry, String> {
@@ -67,114 +64,132 @@ impl EventBridgeSink {
 
 impl AlertSink for EventBridgeSink {
     async fn publish(&self, alerts: &[Alert]) -> Result<(), String> {
-        for chunk in alerts.chunks(ENTRIES_PER_CALL) {
-            let mut pending: Vec<_> = chunk
-                .iter()
-                .map(|a| self.entry(a))
-                .collect::<Result<_, _>>()?;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let out = self
-                    .client
-                    .put_events()
-                    .set_entries(Some(pending.clone()))
-                    .send()
-                    .await;
-                let out = match out {
-                    Ok(o) => o,
-                    Err(e) if attempt < ATTEMPTS && retryable(&e) => {
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(format!("PutEvents to bus {}: {}", self.bus, describe(&e)))
-                    }
-                };
-                if out.failed_entry_count() == 0 {
-                    break;
-                }
-                // Entries come back in request order; keep only the failed ones for the retry.
-                let results = out.entries();
-                let mut failed = Vec::new();
-                let mut first_error = None;
-                for (e, r) in pending.iter().zip(results) {
-                    if r.error_code().is_some() {
-                        first_error.get_or_insert_with(|| {
-                            format!(
-                                "{}: {}",
-                                r.error_code().unwrap_or(""),
-                                r.error_message().unwrap_or("")
-                            )
-                        });
-                        failed.push(e.clone());
-                    }
-                }
-                if failed.is_empty() || attempt >= ATTEMPTS {
-                    return Err(format!(
-                        "PutEvents to bus {}: {} of {} entries failed ({})",
-                        self.bus,
-                        out.failed_entry_count(),
-                        pending.len(),
-                        first_error.unwrap_or_default()
-                    ));
-                }
-                pending = failed;
-                tokio::time::sleep(backoff(attempt)).await;
-            }
+        let entries = alerts
+            .iter()
+            .map(|a| self.entry(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        ipsight_aws::events::put_events(&self.client, &self.bus, entries)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Alerts as Security Hub findings (`SECURITY_HUB=true`), built and sent by the same
+/// `ipsight-securityhub` code as fuse's rows: one finding per `<principal, address>` in ipcheck's
+/// own id space (`<account>/ipsight/ipcheck-alert/<principal>/<ip>`, `GeneratorId`
+/// `ipsight-ipcheck`), so a redelivered object or a later alert on the same pair updates it, and
+/// the fused row of the pair stays a finding of its own.
+///
+/// Severity: the alert's `unusual_percentile` is its risk (0–100, Security Hub's bands); an
+/// alert without one (an uncalibrated scorer's dot-product threshold) is HIGH (70): it crossed the
+/// threshold, nothing more is known. `UpdatedAt` is the day of the pair's last event (never the
+/// clock), so a redelivery sends the same finding.
+#[derive(Debug, Clone)]
+pub struct SecurityHubSink {
+    client: aws_sdk_securityhub::Client,
+    account: String,
+    region: String,
+}
+
+/// The risk of an alert without a calibrated percentile.
+pub const UNCALIBRATED_ALERT_RISK: f64 = 70.0;
+
+impl SecurityHubSink {
+    pub fn new(client: aws_sdk_securityhub::Client, (account, region): (String, String)) -> Self {
+        Self {
+            client,
+            account,
+            region,
+        }
+    }
+
+    /// The findings of a batch of alerts, in order, and the ones too large to send.
+    pub fn findings(
+        &self,
+        alerts: &[Alert],
+    ) -> (
+        Vec<Vec<ipsight_securityhub::Finding>>,
+        ipsight_securityhub::Skipped,
+    ) {
+        use ipsight_securityhub::{asff, Detection, Generator, Importer};
+        let today = ipsight_core::time::today_utc();
+        let findings: Vec<_> = alerts
+            .iter()
+            .map(|a| {
+                let r = &a.record;
+                let date = [r.last_seen.as_deref(), r.first_seen.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.get(..10))
+                    .find(|d| ipsight_core::time::day_number(d).is_some())
+                    .unwrap_or(&today);
+                let importer =
+                    Importer::for_date(date, Some(self.account.clone()), Some(self.region.clone()));
+                let types: Vec<String> = r.finding_type.iter().cloned().collect();
+                let ids: Vec<String> = r.finding_id.iter().cloned().collect();
+                asff::finding(
+                    &importer,
+                    &Detection {
+                        generator: Generator::Ipcheck,
+                        date,
+                        entity: &r.entity,
+                        ip: r.ip,
+                        risk: r.unusual_percentile.unwrap_or(UNCALIBRATED_ALERT_RISK),
+                        max_severity: r.severity.unwrap_or(0.0),
+                        unusual_percentile: r.unusual_percentile,
+                        history: r.history.map(|h| h.as_str()),
+                        explanation: &r.explanation,
+                        finding_types: &types,
+                        finding_ids: &ids,
+                        account: Some(r.account.as_deref().unwrap_or(&self.account)),
+                        region: Some(r.region.as_deref().unwrap_or(&self.region)),
+                        first_seen: r.first_seen.as_deref(),
+                        last_seen: r.last_seen.as_deref(),
+                        network: r.network.as_ref(),
+                    },
+                )
+            })
+            .collect();
+        let mut skipped = ipsight_securityhub::Skipped::default();
+        let batches = asff::request_bodies(&findings, &mut skipped);
+        (batches, skipped)
+    }
+}
+
+impl AlertSink for SecurityHubSink {
+    async fn publish(&self, alerts: &[Alert]) -> Result<(), String> {
+        let (batches, skipped) = self.findings(alerts);
+        if skipped.too_large > 0 {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "securityhub_skipped", "function": crate::FUNCTION,
+                                   "too_large": skipped.too_large})
+            );
+        }
+        ipsight_securityhub::publish(&self.client, &batches)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The sinks a configuration turns on (`EVENT_BUS_NAME`, `SECURITY_HUB=true`); none: alert files
+/// only. Each gets every alert of an object, in that order; the first failure fails the object
+/// (redelivered: the bus gets the same `alert_id`s again, Security Hub the same finding ids).
+#[derive(Debug, Clone, Default)]
+pub struct Sinks {
+    pub event_bridge: Option<EventBridgeSink>,
+    pub security_hub: Option<SecurityHubSink>,
+}
+
+impl AlertSink for Sinks {
+    async fn publish(&self, alerts: &[Alert]) -> Result<(), String> {
+        if let Some(s) = &self.event_bridge {
+            s.publish(alerts).await?;
+        }
+        if let Some(s) = &self.security_hub {
+            s.publish(alerts).await?;
         }
         Ok(())
-    }
-}
-
-type PutEventsError = aws_sdk_eventbridge::error::SdkError<
-    aws_sdk_eventbridge::operation::put_events::PutEventsError,
-    aws_sdk_eventbridge::config::http::HttpResponse,
->;
-
-/// Throttling, 5xx and transport failures may pass on retry; a missing bus or a denied call will not.
-fn retryable(e: &PutEventsError) -> bool {
-    use aws_sdk_eventbridge::error::{ProvideErrorMetadata, SdkError};
-    match e {
-        SdkError::ServiceError(se) => {
-            se.raw().status().is_server_error()
-                || matches!(
-                    se.err().code(),
-                    Some("ThrottlingException" | "InternalException" | "ServiceUnavailable")
-                )
-        }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        _ => false,
-    }
-}
-
-fn describe(e: &PutEventsError) -> String {
-    use aws_sdk_eventbridge::error::ProvideErrorMetadata;
-    match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_owned(),
-        _ => aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string(),
-    }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(5))
-}
-
-/// Either sink, chosen by configuration.
-#[derive(Debug, Clone)]
-pub enum AnySink {
-    None(NoAlerts),
-    EventBridge(EventBridgeSink),
-}
-
-impl AlertSink for AnySink {
-    async fn publish(&self, alerts: &[Alert]) -> Result<(), String> {
-        match self {
-            Self::None(s) => s.publish(alerts).await,
-            Self::EventBridge(s) => s.publish(alerts).await,
-        }
     }
 }

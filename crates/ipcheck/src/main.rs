@@ -1,9 +1,7 @@
-use ipcheck::alerts::{AnySink, EventBridgeSink, NoAlerts};
-use ipcheck::{handle, Config};
-use ipsight_aws::scorers::scorer_from_env;
+use ipcheck::alerts::{EventBridgeSink, SecurityHubSink, Sinks};
+use ipcheck::{handle_with, Config};
 use ipsight_aws::S3Store;
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -12,22 +10,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let cfg = Config::from_env()?;
     let conf = aws_config::load_from_env().await;
     let store = S3Store::from_conf(&conf);
-    let scorer = scorer_from_env(&conf).await?;
+    let scorer = cfg.scorer.build(&conf).await?;
     scorer.check_entity(cfg.entity)?;
-    let alerts = match &cfg.event_bus {
-        Some(bus) => AnySink::EventBridge(EventBridgeSink::from_conf(&conf, bus)),
-        None => AnySink::None(NoAlerts),
+    // Databases are read once here; a bad one fails the cold start, naming the object.
+    let enricher = ipsight_aws::triage::load_enricher(&store, &cfg.ip_dbs).await?;
+    let alerts = Sinks {
+        event_bridge: cfg
+            .event_bus
+            .as_ref()
+            .map(|bus| EventBridgeSink::from_conf(&conf, bus)),
+        security_hub: cfg.security_hub.clone().map(|target| {
+            SecurityHubSink::new(ipsight_securityhub::publish::client(&conf), target)
+        }),
     };
     println!(
         "{}",
         json!({"event": "cold_start", "function": ipcheck::FUNCTION, "scorer": scorer.describe(),
-               "event_bus": cfg.event_bus, "threshold": cfg.threshold})
+               "event_bus": cfg.event_bus,
+               "security_hub": cfg.security_hub.is_some(), "threshold": cfg.threshold,
+               "ip_databases": enricher.as_ref().map(|e| e.databases().len()),
+               "tuning": cfg.tuning.as_ref().map(ToString::to_string)})
     );
-    let (cfg, store, scorer, alerts) = (&cfg, &store, &scorer, &alerts);
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        handle(cfg, store, scorer, alerts, ev.payload)
-            .await
-            .map_err(lambda_runtime::Error::from)
-    }))
+    ipsight_lambda_shell::run(|event| {
+        handle_with(&cfg, &store, &scorer, &alerts, enricher.as_ref(), event)
+    })
     .await
 }

@@ -2,17 +2,16 @@
 //! real aws-sdk-s3 client, scored by a really trained model, either embedded or behind
 //! `ipsight serve` reached with the real aws-sdk-sagemakerruntime client; alerts through a recording
 //! sink and through the real aws-sdk-eventbridge client against moto.
-use std::io::Write;
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use flate2::{write::GzEncoder, Compression};
 use ipcheck::alerts::{AlertSink, EventBridgeSink, NoAlerts};
 use ipcheck::{handle, Alert, Config};
-use ipsight_aws::scorers::{EmbeddedScorer, SageMakerOptions, SageMakerScorer};
-use ipsight_aws::{S3Store, Scorer};
-use ipsight_model::{train, Hyperparameters, IpEncoderLayout, Model, TrainOptions, TrainingData};
+use ipsight_aws::scorers::{SageMakerOptions, SageMakerScorer};
+use ipsight_aws::S3Store;
+use ipsight_model::Model;
+use ipsight_ports::EmbeddedScorer;
+use ipsight_ports::Scorer;
+use ipsight_testkit::events::{gz, s3_notification, sqs};
 use ipsight_testkit::S3Server;
 use serde_json::{json, Value};
 
@@ -26,69 +25,68 @@ const DNS_INSTANCE: &str = "i-0d15cd0d3example";
 fn model() -> Arc<Model> {
     static M: OnceLock<Arc<Model>> = OnceLock::new();
     M.get_or_init(|| {
-        let mut d = TrainingData::new();
-        for u in 0..40u8 {
-            for k in 0..60u8 {
-                d.push(
-                    &format!("AIDASYNTH{u}"),
-                    Ipv4Addr::new(10 + u % 5, u, k % 4, k),
-                );
-            }
-        }
-        for k in 0..60u8 {
-            d.push(ALICE, Ipv4Addr::new(198, 51, 100, k));
-            d.push(ROLE, Ipv4Addr::new(71, 192, 137, k));
-            d.push(VPC_INSTANCE, Ipv4Addr::new(1, 2, 3, k));
-            d.push(DNS_INSTANCE, Ipv4Addr::new(4, 5, 64, k));
-        }
-        let mut hp = Hyperparameters::new(1000, 16);
-        hp.epochs = 20;
-        hp.mini_batch_size = 100;
-        hp.learning_rate = 0.01;
-        let opts = TrainOptions {
-            seed: 7,
-            threads: Some(1),
-            layout: IpEncoderLayout {
-                prefix24_buckets: 512,
-                address_buckets: 512,
-            },
-            ..TrainOptions::default()
-        };
-        Arc::new(train(&hp, &opts, &d, None, &mut |_| {}).unwrap())
+        Arc::new(ipsight_testkit::small_model(&[
+            (ALICE, [198, 51, 100]),
+            (ROLE, [71, 192, 137]),
+            (VPC_INSTANCE, [1, 2, 3]),
+            (DNS_INSTANCE, [4, 5, 64]),
+        ]))
     })
     .clone()
 }
 
-fn samples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/real/aws-security-lake-ocsf-validation/samples")
-}
+/// The Security Lake objects of the tests, written by us in the real tables' layout.
+mod lake_objects {
+    use super::*;
+    use ipsight_testkit::ocsf_parquet;
+    use ipsight_testkit::security_lake::{self as lake, *};
 
-fn sample(rel: &str) -> Vec<u8> {
-    std::fs::read(samples().join(rel)).unwrap()
-}
+    /// VPC Flow: the instance, outbound from its usual address.
+    pub fn vpc() -> Vec<u8> {
+        ocsf_parquet(
+            NETWORK_ACTIVITY_RC2,
+            &[lake::flow(Some(VPC_INSTANCE), "1.2.3.4", "Outbound")],
+        )
+    }
 
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
+    /// Route 53: the instance resolving from its usual address.
+    pub fn dns() -> Vec<u8> {
+        ocsf_parquet(
+            DNS_ACTIVITY_RC2,
+            &[lake::dns(
+                DNS_INSTANCE,
+                "vpc-00000000000000000",
+                "4.5.64.102",
+            )],
+        )
+    }
 
-/// An S3 notification as S3 sends it: the key form-URL-encoded.
-fn s3_notification(bucket: &str, key: &str) -> String {
-    let encoded: String = key
-        .split('/')
-        .map(|seg| {
-            seg.replace('%', "%25")
-                .replace('+', "%2B")
-                .replace('=', "%3D")
-                .replace(' ', "+")
-        })
-        .collect::<Vec<_>>()
-        .join("/");
-    json!({"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventName":"ObjectCreated:Put",
-        "s3":{"s3SchemaVersion":"1.0","bucket":{"name":bucket},"object":{"key":encoded,"size":100}}}]})
-    .to_string()
+    /// CloudTrail (source version 1): the role's session attaching a policy from its usual /24.
+    pub fn cloudtrail() -> Vec<u8> {
+        let record = json!({"eventTime": "2023-03-17T16:31:50Z", "eventSource": "iam.amazonaws.com",
+            "eventName": "AttachRolePolicy", "awsRegion": "us-east-1", "sourceIPAddress": "71.192.137.28",
+            "userIdentity": {"type": "AssumedRole", "principalId": format!("{ROLE}:Admin-user"), "accountId": "112233445566"}});
+        ocsf_parquet(
+            CLOUDTRAIL_RC2,
+            &[lake::from_cloudtrail(&record, 1_679_070_710_000)],
+        )
+    }
+
+    /// OCSF 1.1 EKS audit: an entity the model never saw.
+    pub fn eks() -> Vec<u8> {
+        ocsf_parquet(
+            API_ACTIVITY_1_1,
+            &[lake::eks(
+                "heptio-authenticator-aws:123456789012:ABCD1234567890EXAMPLE",
+                "12.000.22.33",
+            )],
+        )
+    }
+
+    /// Raw VPC Flow Logs as Parquet: not OCSF.
+    pub fn raw_flow() -> Vec<u8> {
+        ocsf_parquet(RAW_VPC_FLOW, &[lake::raw_flow()])
+    }
 }
 
 /// A Security Lake subscriber notification: the SQS body is a JSON *string* holding an
@@ -102,12 +100,6 @@ fn security_lake_notification(bucket: &str, key: &str) -> String {
 
 fn sns(inner: &str) -> String {
     json!({"Type":"Notification","MessageId":"m","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":inner}).to_string()
-}
-
-fn sqs(messages: &[(&str, String)]) -> Value {
-    json!({"Records": messages.iter().map(|(id, body)| json!({"messageId": id, "receiptHandle": "rh", "body": body,
-        "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:q", "awsRegion": "us-east-1"})).collect::<Vec<_>>()})
 }
 
 fn failures(resp: &Value) -> Vec<String> {
@@ -218,39 +210,30 @@ fn trail() -> Vec<u8> {
     .as_bytes())
 }
 
+/// One pretty-printed OCSF JSON document (an array of events), as OCSF examples and exporters write
+/// them; the 1.1 event names its actor as Security Lake v2 does (`uid` the ARN, `uid_alt` the
+/// principal id).
 fn ocsf_json() -> Vec<u8> {
-    let v11 = json!({"class_uid":6003,"time":1767571200000i64,"cloud":{"account":{"uid":"111122223333"},"region":"us-east-1"},
-        "actor":{"user":{"type":"IAMUser","uid":ALICE}},"src_endpoint":{"ip":"198.51.100.20"}});
+    let v11 = json!({"metadata":{"version":"1.1.0"},"class_uid":6003,"time":1767571200000i64,
+        "cloud":{"account":{"uid":"111122223333"},"region":"us-east-1"},
+        "actor":{"user":{"type":"IAMUser","uid":"arn:aws:iam::111122223333:user/alice","uid_alt":ALICE}},
+        "src_endpoint":{"ip":"198.51.100.20"}});
     let v10 = json!({"class_uid":4001,"time":1767571260000i64,"cloud":{"account_uid":"123456789012","region":"us-east-2"},
         "src_endpoint":{"instance_uid":VPC_INSTANCE,"ip":"45.155.205.233"}});
-    gz(format!("{v11}\n{v10}\n").as_bytes())
+    gz(serde_json::to_string_pretty(&json!([v11, v10]))
+        .unwrap()
+        .as_bytes())
 }
 
 /// Put every input object; returns the SQS batch of good, malformed and test-event messages and
 /// the ids expected to fail.
 async fn populate(w: &World) -> (Value, Vec<String>) {
     let (s3, lake, data) = (&w.s3, &w.lake, &w.data);
-    s3.put(
-        lake,
-        VPC_KEY,
-        sample("1.0.0-rc.2/VPC_FLOW/example1.gz.parquet"),
-    )
-    .await;
-    s3.put(
-        lake,
-        DNS_KEY,
-        sample("1.0.0-rc.2/ROUTE53/example3.json.gz.parquet"),
-    )
-    .await;
-    s3.put(
-        lake,
-        CT_KEY,
-        sample("1.0.0-rc.2/CLOUD_TRAIL/account_change/AttachRolePolicy.test.gz.parquet"),
-    )
-    .await;
-    s3.put(lake, EKS_KEY, sample("1.1.0/EKS/test.parquet"))
-        .await;
-    let mut corrupt = sample("1.0.0-rc.2/VPC_FLOW/example1.gz.parquet");
+    s3.put(lake, VPC_KEY, lake_objects::vpc()).await;
+    s3.put(lake, DNS_KEY, lake_objects::dns()).await;
+    s3.put(lake, CT_KEY, lake_objects::cloudtrail()).await;
+    s3.put(lake, EKS_KEY, lake_objects::eks()).await;
+    let mut corrupt = lake_objects::vpc();
     corrupt.truncate(corrupt.len() / 2);
     s3.put(lake, BAD_PARQUET_KEY, corrupt).await;
     s3.put(
@@ -436,7 +419,7 @@ async fn sqs_batch_embedded_model_partial_failures_and_redelivery() {
     assert_eq!(usual["last_seen"], "2026-01-05T00:01:00Z");
     assert_eq!(by_pair(&t, ALICE, "185.220.101.4")["alert"], true);
 
-    // OCSF JSON lines from a custom source, both account shapes.
+    // An OCSF JSON document from a custom source, both account shapes.
     let j = get(&first, &format!("scores/{OCSF_JSON_KEY}.jsonl"));
     assert_eq!(
         by_pair(&j, ALICE, "198.51.100.20")["account"],
@@ -560,12 +543,7 @@ async fn oversized_and_malformed_objects_name_the_object() {
     ])
     .await;
     let scorer = EmbeddedScorer::new(model());
-    w.s3.put(
-        &w.lake,
-        VPC_KEY,
-        sample("1.0.0-rc.2/VPC_FLOW/example1.gz.parquet"),
-    )
-    .await;
+    w.s3.put(&w.lake, VPC_KEY, lake_objects::vpc()).await;
     let big_csv = format!("{ALICE},198.51.100.3\n").repeat(20);
     w.s3.put(&w.data, CSV_KEY, gz(big_csv.as_bytes())).await;
     w.s3.put(&w.data, FINDING_KEY, b"{\"finding_id\": 7}".to_vec())
@@ -586,12 +564,7 @@ async fn oversized_and_malformed_objects_name_the_object() {
     }
     // A small Parquet object declaring more uncompressed data than allowed.
     let w = world(&[("MAX_UNCOMPRESSED_BYTES", "100")]).await;
-    w.s3.put(
-        &w.lake,
-        VPC_KEY,
-        sample("1.0.0-rc.2/VPC_FLOW/example1.gz.parquet"),
-    )
-    .await;
+    w.s3.put(&w.lake, VPC_KEY, lake_objects::vpc()).await;
     let ev: Value = serde_json::from_str(&s3_notification(&w.lake, VPC_KEY)).unwrap();
     let e = handle(&w.cfg, &w.store, &scorer, &NoAlerts, ev)
         .await
@@ -603,12 +576,7 @@ async fn oversized_and_malformed_objects_name_the_object() {
     );
     // A Parquet object that is not OCSF: said so.
     let w = world(&[]).await;
-    w.s3.put(
-        &w.lake,
-        VPC_KEY,
-        sample("1.0.0-rc.2/VPC_FLOW/inputs/vpc_flow-input0.json.parquet"),
-    )
-    .await;
+    w.s3.put(&w.lake, VPC_KEY, lake_objects::raw_flow()).await;
     let ev: Value = serde_json::from_str(&s3_notification(&w.lake, VPC_KEY)).unwrap();
     let e = handle(&w.cfg, &w.store, &scorer, &NoAlerts, ev)
         .await
@@ -727,4 +695,189 @@ async fn entity_definition_applies_to_cloudtrail_and_is_checked_on_finding_recor
         .get(&w.data, &format!("scores/{FINDING_KEY}.jsonl"))
         .await
         .is_none());
+}
+
+/// Security Lake's published samples through the handler, when the sample data is there: each
+/// object scored under its instance or principal and class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_security_lake_samples_through_the_handler() {
+    let Some(samples) = ipsight_testkit::real_data(
+        "aws-security-lake-ocsf-validation/samples",
+        "ipcheck real_security_lake_samples_through_the_handler",
+    ) else {
+        return;
+    };
+    let w = world(&[]).await;
+    let scorer = EmbeddedScorer::new(model());
+    let objects = [
+        (
+            VPC_KEY,
+            "1.0.0-rc.2/VPC_FLOW/example1.gz.parquet",
+            VPC_INSTANCE,
+            4001,
+        ),
+        (
+            DNS_KEY,
+            "1.0.0-rc.2/ROUTE53/example3.json.gz.parquet",
+            DNS_INSTANCE,
+            4003,
+        ),
+        (
+            CT_KEY,
+            "1.0.0-rc.2/CLOUD_TRAIL/account_change/AttachRolePolicy.test.gz.parquet",
+            ROLE,
+            3001,
+        ),
+    ];
+    for (key, rel, entity, class) in objects {
+        w.s3.put(&w.lake, key, std::fs::read(samples.join(rel)).unwrap())
+            .await;
+        let ev: Value = serde_json::from_str(&s3_notification(&w.lake, key)).unwrap();
+        handle(&w.cfg, &w.store, &scorer, &NoAlerts, ev)
+            .await
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let out =
+            w.s3.get(&w.data, &format!("scores/{key}.jsonl"))
+                .await
+                .unwrap();
+        let recs = lines(&out);
+        assert_eq!(recs.len(), 1, "{rel}");
+        assert_eq!(
+            (recs[0]["entity"].as_str(), recs[0]["class_uid"].as_u64()),
+            (Some(entity), Some(class)),
+            "{rel}"
+        );
+        assert_eq!(recs[0]["alert"], false, "{rel}: {}", recs[0]);
+    }
+}
+
+/// Issue 11: with the model's baseline sidecar beside it in S3, built from the configuration as the
+/// Lambda's main does, every score record, alert and EventBridge alert detail carries the combined
+/// percentile, the embedding's, the history level, the nearest known prefixes and the sentence;
+/// alerting uses the combined percentile; a principal the baseline has never seen is
+/// `history: new_principal`, counted, and alerts by NEW_PRINCIPALS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_score_and_alert_says_why_with_the_baseline_sidecar() {
+    let (model, det) = ipsight_testkit::tiny_hybrid(7);
+    let s3 = S3Server::start().await;
+    let data = s3.unique_bucket("why");
+    s3.create_bucket(&data).await;
+    let mut m = Vec::new();
+    model.write_to(&mut m).unwrap();
+    s3.put(&data, "models/current/model.ipsm", m).await;
+    let mut b = Vec::new();
+    det.write_to(&mut b).unwrap();
+    s3.put(&data, "models/current/model.ipsb", b).await;
+    let key = "infer/tuples/why.csv";
+    s3.put(
+        &data,
+        key,
+        b"user3,10.3.0.2\nuser3,10.3.0.200\nuser3,198.51.100.9\nuser4,2001:db8:4::99\nAIDANEWPRINCIPAL,10.3.0.2\nAIDANEWPRINCIPAL,10.3.0.3\n"
+            .to_vec(),
+    )
+    .await;
+    let store = S3Store::from_conf(&s3.sdk_config());
+    let event: Value = serde_json::from_str(&s3_notification(&data, key)).unwrap();
+
+    for policy in ["alert", "ignore"] {
+        let model_uri = format!("s3://{data}/models/current/model.ipsm");
+        let cfg = Config::from_lookup(|k| match k {
+            "OUTPUT_BUCKET" => Some(data.clone()),
+            "ALERT_MIN_PERCENTILE" => Some("99.5".into()),
+            "MODEL_URI" => Some(model_uri.clone()),
+            "NEW_PRINCIPALS" => Some(policy.into()),
+            _ => None,
+        })
+        .unwrap();
+        let scorer = cfg.scorer.build(&s3.sdk_config()).await.unwrap();
+        scorer.check_entity(cfg.entity).unwrap();
+        let sink = Recorder::default();
+        let resp = handle(&cfg, &store, &scorer, &sink, event.clone())
+            .await
+            .unwrap();
+        assert_eq!(resp["new_principal_pairs"], 2, "{resp}");
+        assert_eq!(resp["pairs"], 6, "{resp}");
+        let recs = lines(&s3.get(&data, &format!("scores/{key}.jsonl")).await.unwrap());
+        assert_eq!(recs.len(), 6);
+        for r in &recs {
+            for f in ["unusual_percentile", "embedding_percentile", "history"] {
+                assert!(!r[f].is_null(), "{f} in {r}");
+            }
+            let why = r["explanation"].as_str().unwrap();
+            assert!(!why.is_empty() && !why.contains("NaN"), "{r}");
+            // The record is what the detector says about the pair.
+            let ip: std::net::IpAddr = r["ip"].as_str().unwrap().parse().unwrap();
+            let e = r["entity"].as_str().unwrap();
+            let want = det.report(
+                e,
+                ip,
+                model.score_ip(e, ip).unwrap(),
+                policy.parse().unwrap(),
+            );
+            assert_eq!(
+                r["unusual_percentile"],
+                json!(want.unusual_percentile),
+                "{r}"
+            );
+            assert_eq!(r["history"], json!(want.history), "{r}");
+            assert_eq!(r["explanation"], json!(want.explanation), "{r}");
+        }
+        let seen = by_pair(&recs, "user3", "10.3.0.2");
+        assert_eq!(seen["history"], "ip");
+        assert!(seen.get("nearest").is_none(), "{seen}");
+        let stranger = by_pair(&recs, "user3", "198.51.100.9");
+        assert_eq!(stranger["history"], "none");
+        assert!(
+            stranger["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("never seen from this /16"),
+            "{stranger}"
+        );
+        assert!(
+            !stranger["nearest"].as_array().unwrap().is_empty(),
+            "{stranger}"
+        );
+        assert_eq!(by_pair(&recs, "user3", "10.3.0.200")["history"], "/24");
+        assert_eq!(by_pair(&recs, "user4", "2001:db8:4::99")["history"], "/64");
+        let new = by_pair(&recs, "AIDANEWPRINCIPAL", "10.3.0.2");
+        assert_eq!(new["history"], "new_principal");
+        // Alerting follows the combined percentile for known principals, the policy for new ones.
+        for r in &recs {
+            let want = if r["history"] == "new_principal" {
+                policy == "alert"
+            } else {
+                r["unusual_percentile"].as_f64().unwrap() >= 99.5
+            };
+            assert_eq!(r["alert"], want, "{r}");
+        }
+        let alerts = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            alerts.len(),
+            recs.iter().filter(|r| r["alert"] == true).count()
+        );
+        if policy == "alert" {
+            let a = alerts
+                .iter()
+                .find(|a| a.record.entity == "AIDANEWPRINCIPAL")
+                .expect("a new principal alerts by default");
+            assert_eq!(a.record.unusual_percentile, Some(100.0));
+            // The EventBridge entry's detail carries the why.
+            let entry =
+                EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&s3.sdk_config()), "bus")
+                    .entry(a)
+                    .unwrap();
+            let detail: Value = serde_json::from_str(entry.detail().unwrap()).unwrap();
+            assert_eq!(detail["history"], "new_principal", "{detail}");
+            assert!(detail["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("new principal"));
+            assert!(!detail["embedding_percentile"].is_null(), "{detail}");
+            let file = lines(&s3.get(&data, &format!("alerts/{key}.jsonl")).await.unwrap());
+            assert!(file.iter().any(|l| l["history"] == "new_principal"));
+        } else {
+            assert!(alerts.iter().all(|a| a.record.entity != "AIDANEWPRINCIPAL"));
+        }
+    }
 }

@@ -22,7 +22,7 @@ pub enum ModelError {
     #[error("not an ipsight model file (bad magic bytes)")]
     BadMagic,
     #[error(
-        "model file format version {found} is not supported (this build reads version {supported})"
+        "model file format version {found} is not supported (this build reads versions 1 to {supported})"
     )]
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("model file is truncated (ended while reading {0})")]
@@ -31,6 +31,8 @@ pub enum ModelError {
     Checksum { stored: u32, computed: u32 },
     #[error("model file is corrupt: {0}")]
     Corrupt(String),
+    #[error("cannot score the IPv6 address {ip}: {why}")]
+    Ipv4Only { ip: std::net::Ipv6Addr, why: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -3,15 +3,16 @@
 //! Convention: scores are `dot_product`s, higher = more normal; a pair is *flagged* (predicted
 //! anomalous) when its score is below the threshold. AUC here is the probability that a random
 //! normal pair scores above a random anomalous one (ties count one half).
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::hashing::entity_bucket_of_hash;
+use crate::hashing::IpKey;
 use crate::model::Model;
-use crate::train::TrainingData;
+use crate::train::{random_negative, TrainingData};
 
 /// Exact ROC AUC via the Mann–Whitney rank statistic (average ranks for ties). NaN scores are
 /// dropped; NaN if either side is empty.
@@ -49,10 +50,11 @@ pub fn auc(normal: &[f32], anomalous: &[f32]) -> f64 {
 }
 
 /// SageMaker's validation metric: each validation pair against the same entity with a uniformly
-/// random IPv4 address; the AUC of telling them apart.
-pub fn discriminator_auc<S: AsRef<str> + Sync>(
+/// random IPv4 address; the AUC of telling them apart. IPv6 pairs (ipsight only) are set against
+/// random IPv6 addresses drawn as the trainer draws its negatives.
+pub fn discriminator_auc<S: AsRef<str> + Sync, A: Into<IpAddr> + Copy>(
     model: &Model,
-    pairs: &[(S, Ipv4Addr)],
+    pairs: &[(S, A)],
     seed: u64,
 ) -> f64 {
     let data: TrainingData = pairs.iter().map(|(e, ip)| (e.as_ref(), *ip)).collect();
@@ -62,10 +64,17 @@ pub fn discriminator_auc<S: AsRef<str> + Sync>(
 pub(crate) fn discriminator_auc_data(model: &Model, data: &TrainingData, seed: u64) -> f64 {
     let n = model.hyperparameters().num_entity_vectors;
     let mut rng = SmallRng::seed_from_u64(seed);
-    let random_ips: Vec<u32> = (0..data.len()).map(|_| rng.random()).collect();
+    let random_ips: Vec<u64> = data
+        .ips
+        .iter()
+        .map(|&ip| random_negative(IpKey(ip), &mut rng).0)
+        .collect();
+    // An IPv4-only model has no rows for IPv6 pairs: they are left out of its metric.
+    let v6 = model.scores_ipv6();
     let (pos, neg): (Vec<f32>, Vec<f32>) = (0..data.len())
         .into_par_iter()
         .with_min_len(4096)
+        .filter(|&i| v6 || IpKey(data.ips[i]).is_ipv4())
         .map(|i| {
             let b = entity_bucket_of_hash(data.entity_hashes[i], n);
             (
@@ -130,6 +139,36 @@ pub fn threshold_for_fpr(normal: &[f32], fpr: f64) -> f32 {
     }
     // Flagging `score < s[allowed]` flags at most `allowed` pairs (fewer when there are ties).
     s[allowed]
+}
+
+/// The false-positive rates recall is reported at: 0.1%, 1%, 5%.
+pub const REPORT_FPRS: [f64; 3] = [0.001, 0.01, 0.05];
+
+/// One detector's quality on normal vs anomalous pairs (scores: higher = more normal).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    pub auc: f64,
+    /// Recall at each of [`REPORT_FPRS`], the threshold taken on these normal pairs.
+    pub recall: [f64; 3],
+}
+
+pub fn quality(normal: &[f32], anomalous: &[f32]) -> Quality {
+    let mut recall = [f64::NAN; 3];
+    for (r, &fpr) in recall.iter_mut().zip(&REPORT_FPRS) {
+        *r = metrics_at(normal, anomalous, threshold_for_fpr(normal, fpr)).recall;
+    }
+    Quality {
+        auc: auc(normal, anomalous),
+        recall,
+    }
+}
+
+/// Budget honesty: the share of (later, normal) pairs an alert budget of `budget` (0–1) flags when
+/// pairs alert at `unusual_percentile ≥ 100·(1 − budget)`. An honest calibration gives about `budget`.
+pub fn flagged_share(unusual_percentiles: &[f64], budget: f64) -> f64 {
+    let cut = 100.0 * (1.0 - budget);
+    let flagged = unusual_percentiles.iter().filter(|&&u| u >= cut).count();
+    flagged as f64 / unusual_percentiles.len().max(1) as f64
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@
 //! Scoring an address is then four row look-ups and, with the tutorial's single layer, no matrix
 //! product at all: `score = Σₜ entity · folded_tableₜ[rowₜ(ip)]`.
 //!
+//! IPv6: each of the four tables has `ipv6_buckets` more rows after its IPv4 rows, for an IPv6
+//! address's /32, /48, /56 and /64 ([`crate::hashing::RowLayout::rows`]); every address still hits
+//! each table once, so the folding above holds for both families and one model scores both.
+//!
 //! File layout (all integers and floats little-endian):
 //! ```text
 //! magic        8 bytes  "IPSIGHT\0"
@@ -16,8 +20,11 @@
 //! tables       f32: entity, ip/8, ip/16, ip/24, ip/32, then each remaining layer's W (out×in) and b
 //! crc32        u32 over every byte before it
 //! ```
+//! Version 2 added the IPv6 rows (`layout.ipv6_buckets`, the IPv6 part of the hash scheme).
+//! Version 1 files still load, as IPv4-only models: scoring an IPv6 address with one is an error
+//! that says so ([`ModelError::Ipv4Only`]).
 use std::io::{BufWriter, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -25,11 +32,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibration::Calibration;
 use crate::error::ModelError;
-use crate::hashing::{entity_bucket, ip_rows, HASH_SCHEME};
+use crate::hashing::{entity_bucket, IpKey, HASH_SCHEME, HASH_SCHEME_V1};
 use crate::hyper::{Hyperparameters, IpEncoderLayout};
 
 pub const MAGIC: &[u8; 8] = b"IPSIGHT\0";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The entity definition of a model that records none.
 pub const DEFAULT_ENTITY: &str = "principal";
 
@@ -63,12 +70,15 @@ pub struct Model {
     pub(crate) layout: IpEncoderLayout,
     pub(crate) dim: usize,
     pub(crate) entity: Vec<f32>,
-    /// /8, /16, /24, /32 tables, first dense layer folded in when there is one.
+    /// /8, /16, /24, /32 tables (IPv6 /32, /48, /56, /64 rows after the IPv4 ones), first dense
+    /// layer folded in when there is one.
     pub(crate) tables: [Vec<f32>; 4],
     /// Dense layers after the folded first one (ReLU before each).
     pub(crate) layers: Vec<Dense>,
     pub(crate) calibration: Calibration,
     pub(crate) info: TrainingInfo,
+    /// The file format version it was read from (this build's when trained here).
+    pub(crate) format_version: u32,
 }
 
 /// Dot product; uses AVX2+FMA when the CPU has them (checked once, cached by std), since the
@@ -214,18 +224,48 @@ impl Model {
     }
 
     #[inline]
-    fn rows(&self, ip: Ipv4Addr) -> [u32; 4] {
-        ip_rows(
-            u32::from(ip),
-            self.layout.prefix24_buckets,
-            self.layout.address_buckets,
-        )
+    fn rows(&self, key: IpKey) -> [u32; 4] {
+        self.layout.rows().rows(key)
+    }
+
+    /// True when the model has IPv6 rows (format 2 and `ipv6_buckets > 0`).
+    pub fn scores_ipv6(&self) -> bool {
+        self.layout.ipv6_buckets > 0
+    }
+
+    /// The file format version the model was read from (this build's for a model trained here).
+    pub fn format_version(&self) -> u32 {
+        self.format_version
+    }
+
+    /// The key of an address this model can score, or why not.
+    fn key(&self, ip: IpAddr) -> Result<IpKey, ModelError> {
+        match ip {
+            IpAddr::V6(v6) if !self.scores_ipv6() => Err(ModelError::Ipv4Only {
+                ip: v6,
+                why: if self.format_version < 2 {
+                    format!(
+                        "the model file is format version {} (IPv4-only, written before ipsight \
+                         scored IPv6); retrain it with this ipsight (format {FORMAT_VERSION}) to \
+                         score IPv6",
+                        self.format_version
+                    )
+                } else {
+                    "the model was trained with ipv6_buckets = 0 (IPv4-only)".into()
+                },
+            }),
+            ip => Ok(IpKey::from(ip)),
+        }
     }
 
     /// The IP's embedding (the encoder's output), written into `out` (length `dim`).
     pub fn ip_vector_into(&self, ip: Ipv4Addr, out: &mut [f32]) {
+        self.key_vector_into(IpKey::from(ip), out)
+    }
+
+    fn key_vector_into(&self, key: IpKey, out: &mut [f32]) {
         let d = self.dim;
-        let r = self.rows(ip);
+        let r = self.rows(key);
         out[..d].copy_from_slice(self.table_row(0, r[0]));
         for (t, &row) in r.iter().enumerate().skip(1) {
             for (o, v) in out.iter_mut().zip(self.table_row(t, row)) {
@@ -250,33 +290,71 @@ impl Model {
 
     /// The IP's embedding as a new vector.
     pub fn ip_vector(&self, ip: Ipv4Addr) -> Vec<f32> {
+        self.key_vector(IpKey::from(ip))
+    }
+
+    /// The embedding of an IPv4 or IPv6 address (an error for IPv6 on an IPv4-only model).
+    pub fn ip_vector_of(&self, ip: IpAddr) -> Result<Vec<f32>, ModelError> {
+        Ok(self.key_vector(self.key(ip)?))
+    }
+
+    pub(crate) fn key_vector(&self, key: IpKey) -> Vec<f32> {
         let mut v = vec![0.0; self.dim];
-        self.ip_vector_into(ip, &mut v);
+        self.key_vector_into(key, &mut v);
         v
     }
 
-    /// SageMaker's `dot_product` for one pair: higher = more normal.
+    /// SageMaker's `dot_product` for one IPv4 pair: higher = more normal.
     #[inline]
     pub fn score(&self, entity: &str, ip: Ipv4Addr) -> f32 {
-        let e = self.entity_vector(entity);
+        self.score_key(self.entity_vector(entity), IpKey::from(ip))
+    }
+
+    /// `dot_product` for an IPv4 or IPv6 pair; an IPv6 address on an IPv4-only model (format 1
+    /// files) is an error that says so.
+    #[inline]
+    pub fn score_ip(&self, entity: &str, ip: IpAddr) -> Result<f32, ModelError> {
+        Ok(self.score_key(self.entity_vector(entity), self.key(ip)?))
+    }
+
+    #[inline]
+    pub(crate) fn score_key(&self, e: &[f32], key: IpKey) -> f32 {
         if self.layers.is_empty() {
             // Linear encoder: the dot product distributes over the four summed rows, so no
             // intermediate vector is built.
-            let r = self.rows(ip);
+            let r = self.rows(key);
             (dot(e, self.table_row(0, r[0])) + dot(e, self.table_row(1, r[1])))
                 + (dot(e, self.table_row(2, r[2])) + dot(e, self.table_row(3, r[3])))
         } else {
-            dot(e, &self.ip_vector(ip))
+            dot(e, &self.key_vector(key))
         }
     }
 
-    /// Scores many pairs on the rayon pool; same order in and out.
+    /// Scores many IPv4 pairs on the rayon pool; same order in and out.
     pub fn score_pairs<S: AsRef<str> + Sync>(&self, pairs: &[(S, Ipv4Addr)]) -> Vec<f32> {
         pairs
             .par_iter()
             .with_min_len(4096)
             .map(|(e, ip)| self.score(e.as_ref(), *ip))
             .collect()
+    }
+
+    /// Scores many IPv4 and IPv6 pairs on the rayon pool; same order in and out. Fails as a whole,
+    /// naming the first IPv6 pair, when the model is IPv4-only.
+    pub fn score_ip_pairs<S: AsRef<str> + Sync>(
+        &self,
+        pairs: &[(S, IpAddr)],
+    ) -> Result<Vec<f32>, ModelError> {
+        if !self.scores_ipv6() {
+            if let Some((_, ip)) = pairs.iter().find(|(_, ip)| ip.is_ipv6()) {
+                self.key(*ip)?;
+            }
+        }
+        Ok(pairs
+            .par_iter()
+            .with_min_len(4096)
+            .map(|(e, ip)| self.score_key(self.entity_vector(e.as_ref()), IpKey::from(*ip)))
+            .collect())
     }
 
     /// Percentile rank of a score among the training pairs (0–100; low = unusual). See
@@ -327,6 +405,23 @@ impl Model {
             v.push(&l.b);
         }
         v
+    }
+
+    /// A CRC-32 over every table: identifies the trained weights (not the file format), so a
+    /// baseline sidecar fitted to this model's scores can refuse to be paired with another.
+    pub fn fingerprint(&self) -> u32 {
+        let mut crc = crc32fast::Hasher::new();
+        for t in self.all_tables() {
+            for chunk in t.chunks(1 << 16) {
+                if cfg!(target_endian = "little") {
+                    crc.update(bytemuck::cast_slice(chunk));
+                } else {
+                    let bytes: Vec<u8> = chunk.iter().flat_map(|f| f.to_le_bytes()).collect();
+                    crc.update(&bytes);
+                }
+            }
+        }
+        crc.finalize()
     }
 
     /// Writes the model file (see the module docs for the layout).
@@ -407,7 +502,7 @@ impl Model {
         let mut word = [0u8; 4];
         get(r, &mut word, "format version")?;
         let version = u32::from_le_bytes(word);
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -431,11 +526,21 @@ impl Model {
         })?;
         header.hyperparameters.validate()?;
         header.layout.validate()?;
-        if header.hash_scheme != HASH_SCHEME {
+        let scheme = if version == 1 {
+            HASH_SCHEME_V1
+        } else {
+            HASH_SCHEME
+        };
+        if header.hash_scheme != scheme {
             return Err(ModelError::Corrupt(format!(
-                "unknown hash scheme {:?} (this build uses {HASH_SCHEME:?})",
+                "unknown hash scheme {:?} for format version {version} (this build uses {scheme:?})",
                 header.hash_scheme
             )));
+        }
+        if version == 1 && header.layout.ipv6_buckets != 0 {
+            return Err(ModelError::Corrupt(
+                "a format-1 file with IPv6 rows (format 1 is IPv4-only)".into(),
+            ));
         }
         let hp = &header.hyperparameters;
         let d = hp.vector_dim as usize;
@@ -443,13 +548,8 @@ impl Model {
         // The shapes are fully determined by the hyperparameters and layout; anything else is corrupt.
         let expected = {
             let layers = hp.num_ip_encoder_layers.saturating_sub(1) as usize;
-            let mut v = vec![
-                (hp.num_entity_vectors as usize, d),
-                (256, d),
-                (65536, d),
-                (l.prefix24_buckets as usize, d),
-                (l.address_buckets as usize, d),
-            ];
+            let mut v = vec![(hp.num_entity_vectors as usize, d)];
+            v.extend(l.rows().table_rows().map(|rows| (rows, d)));
             for _ in 0..layers {
                 v.push((d, d));
                 v.push((d, 1));
@@ -519,6 +619,7 @@ impl Model {
             layers,
             calibration: header.calibration,
             info: header.training,
+            format_version: version,
         })
     }
 }

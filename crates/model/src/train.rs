@@ -8,8 +8,8 @@
 //! - shuffled negatives reuse the positives' entity and IP vectors: they cost one dot product each;
 //! - Adam is *lazy* on embedding tables: only the rows a batch touched get a moment/weight update
 //!   (a dense Adam step over 10^5–10^6 rows would dwarf the forward/backward pass on a CPU);
-//! - all per-batch buffers live in a reused [`Workspace`], so the inner loop does not allocate.
-use std::net::Ipv4Addr;
+//! - all per-batch buffers live in a reused [`BatchBuffers`], so the inner loop does not allocate.
+use std::net::IpAddr;
 use std::time::Instant;
 
 use rand::rngs::{SmallRng, StdRng};
@@ -20,25 +20,38 @@ use rayon::prelude::*;
 use crate::calibration::Calibration;
 use crate::error::ModelError;
 use crate::gemm::{gemm, Mat};
-use crate::hashing::{entity_bucket_of_hash, fnv1a64, ip_rows, splitmix64};
+use crate::hashing::{entity_bucket_of_hash, fnv1a64, splitmix64, IpKey, RowLayout};
 use crate::hyper::{Hyperparameters, IpEncoderLayout, TrainOptions};
 use crate::model::{dot, Dense, Model, TrainingInfo};
 
 /// Training (or validation) pairs, entities kept as their 64-bit hash so the data does not depend on
-/// `num_entity_vectors` and takes 12 bytes a pair.
+/// `num_entity_vectors`, IPv4 and IPv6 addresses as their [`IpKey`]: 16 bytes a pair.
 #[derive(Debug, Clone, Default)]
 pub struct TrainingData {
     pub entity_hashes: Vec<u64>,
-    pub ips: Vec<u32>,
+    /// [`IpKey`]s.
+    pub ips: Vec<u64>,
 }
 
 impl TrainingData {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn push(&mut self, entity: &str, ip: Ipv4Addr) {
+    pub fn push(&mut self, entity: &str, ip: impl Into<IpAddr>) {
         self.entity_hashes.push(fnv1a64(entity.as_bytes()));
-        self.ips.push(u32::from(ip));
+        self.ips.push(IpKey::from(ip.into()).0);
+    }
+    /// How many of the pairs are IPv6.
+    pub fn ipv6_pairs(&self) -> usize {
+        self.ips.iter().filter(|&&k| !IpKey(k).is_ipv4()).count()
+    }
+    /// `copies` samples of one pair (a weighted pair-file line).
+    pub fn push_copies(&mut self, entity: &str, ip: impl Into<IpAddr>, copies: u32) {
+        let h = fnv1a64(entity.as_bytes());
+        let n = copies as usize;
+        self.entity_hashes.extend(std::iter::repeat_n(h, n));
+        self.ips
+            .extend(std::iter::repeat_n(IpKey::from(ip.into()).0, n));
     }
     pub fn len(&self) -> usize {
         self.ips.len()
@@ -48,13 +61,31 @@ impl TrainingData {
     }
 }
 
-impl<S: AsRef<str>> FromIterator<(S, Ipv4Addr)> for TrainingData {
-    fn from_iter<I: IntoIterator<Item = (S, Ipv4Addr)>>(iter: I) -> Self {
+impl<S: AsRef<str>, A: Into<IpAddr>> FromIterator<(S, A)> for TrainingData {
+    fn from_iter<I: IntoIterator<Item = (S, A)>>(iter: I) -> Self {
         let mut d = Self::new();
         for (e, ip) in iter {
             d.push(e.as_ref(), ip);
         }
         d
+    }
+}
+
+/// A random negative for a positive pair's address, from the same family. IPv4: uniform over all
+/// of IPv4, as SageMaker's random negatives are. IPv6 (ipsight's own choice; SageMaker has no IPv6):
+/// half uniform over global unicast `2000::/3`, half inside the positive's own /32 with a random
+/// /33–/64 part, so that the model learns that another customer's prefix at the principal's own
+/// ISP is not the principal's (the hard case), not only that a random network is not.
+#[inline]
+pub fn random_negative(positive: IpKey, rng: &mut impl Rng) -> IpKey {
+    if positive.is_ipv4() {
+        return IpKey::from(std::net::Ipv4Addr::from(rng.random::<u32>()));
+    }
+    let r: u64 = rng.random();
+    if r & 1 == 0 {
+        IpKey(0x2000_0000_0000_0000 | (r >> 4))
+    } else {
+        IpKey((positive.0 & !0xffff_ffff) | (r >> 32))
     }
 }
 
@@ -107,6 +138,18 @@ pub fn train(
     opts.layout.validate()?;
     if data.is_empty() {
         return Err(ModelError::NoTrainingData);
+    }
+    if opts.layout.ipv6_buckets == 0 {
+        for d in std::iter::once(data).chain(validation) {
+            if let Some(&k) = d.ips.iter().find(|&&k| !IpKey(k).is_ipv4()) {
+                return Err(ModelError::Ipv4Only {
+                    ip: std::net::Ipv6Addr::from((k as u128) << 64),
+                    why: "the IP encoder layout has ipv6_buckets = 0 (IPv4-only); give it IPv6 \
+                          rows or leave IPv6 pairs out"
+                        .into(),
+                });
+            }
+        }
     }
     let threads = opts
         .threads
@@ -372,12 +415,12 @@ impl RowsPtr {
 
 /// Per-batch buffers, reused across batches.
 #[derive(Default)]
-struct Workspace {
+struct BatchBuffers {
     b: usize,
-    rnd: Vec<u32>,
+    rnd: Vec<u64>,
     perm: Vec<u32>,
-    sort: Vec<(u32, u32)>,
-    uips: Vec<u32>,
+    sort: Vec<(u64, u32)>,
+    uips: Vec<u64>,
     slot_u: Vec<u32>,
     pair_u: Vec<u32>,
     x: Vec<f32>,
@@ -401,6 +444,7 @@ struct Workspace {
 pub(crate) struct Trainer {
     hp: Hyperparameters,
     layout: IpEncoderLayout,
+    row_layout: RowLayout,
     d: usize,
     r: usize,
     s: usize,
@@ -408,7 +452,7 @@ pub(crate) struct Trainer {
     entity: Table,
     tables: [Table; 4],
     layers: Vec<Layer>,
-    ws: Workspace,
+    ws: BatchBuffers,
 }
 
 /// Resizes a reused buffer without shrinking its allocation.
@@ -478,12 +522,7 @@ impl Trainer {
     ) -> Result<Self, ModelError> {
         let d = hp.vector_dim as usize;
         let mut rng = StdRng::seed_from_u64(seed);
-        let rows = [
-            256usize,
-            65536,
-            layout.prefix24_buckets as usize,
-            layout.address_buckets as usize,
-        ];
+        let rows = layout.rows().table_rows();
         // Small initial scores (std ≈ 0.04 at d = 128) keep the first sigmoids near 0.5.
         let entity = Table::uniform(hp.num_entity_vectors as usize, d, 0.1, &mut rng)?;
         let [t8, t16, t24, t32] = rows.map(|r| Table::uniform(r, d, 0.05, &mut rng));
@@ -498,6 +537,7 @@ impl Trainer {
         Ok(Self {
             hp: hp.clone(),
             layout,
+            row_layout: layout.rows(),
             d,
             r: hp.random_negative_sampling_rate as usize,
             s: hp.shuffled_negative_sampling_rate as usize,
@@ -505,22 +545,18 @@ impl Trainer {
             entity,
             tables,
             layers,
-            ws: Workspace::default(),
+            ws: BatchBuffers::default(),
         })
     }
 
     #[inline]
-    fn rows(&self, ip: u32) -> [u32; 4] {
-        ip_rows(
-            ip,
-            self.layout.prefix24_buckets,
-            self.layout.address_buckets,
-        )
+    fn rows(&self, ip: u64) -> [u32; 4] {
+        self.row_layout.rows(IpKey(ip))
     }
 
     /// Forward and backward pass over one batch of positives; leaves the gradients in the workspace
     /// and returns the mean BCE per pair (positives and negatives).
-    pub(crate) fn forward_backward(&mut self, ents: &[u32], ips: &[u32], seed: u64) -> f64 {
+    pub(crate) fn forward_backward(&mut self, ents: &[u32], ips: &[u64], seed: u64) -> f64 {
         let (d, r, s) = (self.d, self.r, self.s);
         let b = ents.len();
         let k = 1 + r + s;
@@ -530,11 +566,11 @@ impl Trainer {
         ws.ents.clear();
         ws.ents.extend_from_slice(ents);
 
-        // Negatives. Random IPs are uniform over all of IPv4, as SageMaker's are.
+        // Negatives. Random IPs follow the positive's family ([`random_negative`]).
         let mut rng = SmallRng::seed_from_u64(seed);
         fit_overwrite(&mut ws.rnd, b * r);
-        for v in &mut ws.rnd {
-            *v = rng.random();
+        for (i, v) in ws.rnd.iter_mut().enumerate() {
+            *v = random_negative(IpKey(ips[i / r]), &mut rng).0;
         }
         fit_overwrite(&mut ws.perm, b * s);
         for chunk in ws.perm.chunks_mut(b.max(1)) {
@@ -876,6 +912,7 @@ impl Trainer {
             layers,
             calibration,
             info,
+            format_version: crate::model::FORMAT_VERSION,
         }
     }
 }
@@ -924,21 +961,9 @@ fn sparse_update(
 
 impl Model {
     /// Score by precomputed entity bucket and numeric IP (training-side helper).
-    pub(crate) fn score_bucket(&self, bucket: u32, ip: u32) -> f32 {
+    pub(crate) fn score_bucket(&self, bucket: u32, ip: u64) -> f32 {
         let d = self.dim;
-        let e = &self.entity[bucket as usize * d..][..d];
-        if self.layers.is_empty() {
-            let r = ip_rows(
-                ip,
-                self.layout.prefix24_buckets,
-                self.layout.address_buckets,
-            );
-            (0..4)
-                .map(|t| dot(e, &self.tables[t][r[t] as usize * d..][..d]))
-                .sum()
-        } else {
-            dot(e, &self.ip_vector(Ipv4Addr::from(ip)))
-        }
+        self.score_key(&self.entity[bucket as usize * d..][..d], IpKey(ip))
     }
 }
 
@@ -957,7 +982,7 @@ pub(crate) mod test_support {
                 trainer: Trainer::new(hp, layout, seed).unwrap(),
             }
         }
-        pub fn loss(&mut self, ents: &[u32], ips: &[u32], seed: u64) -> f64 {
+        pub fn loss(&mut self, ents: &[u32], ips: &[u64], seed: u64) -> f64 {
             self.trainer.forward_backward(ents, ips, seed)
         }
         /// Analytic gradient of the loss w.r.t. entity row `row`, element `i` (after `loss`).
@@ -1000,7 +1025,7 @@ pub(crate) mod test_support {
         pub fn layer_b(&mut self, l: usize, idx: usize) -> &mut f32 {
             &mut self.trainer.layers[l].b.w[idx]
         }
-        pub fn rows(&self, ip: u32) -> [u32; 4] {
+        pub fn rows(&self, ip: u64) -> [u32; 4] {
             self.trainer.rows(ip)
         }
     }
@@ -1022,6 +1047,7 @@ mod tests {
         let layout = IpEncoderLayout {
             prefix24_buckets: 16,
             address_buckets: 16,
+            ipv6_buckets: 16,
         };
         let mut probe = Probe::new(&hp, layout, 7);
         // Scale parameters up so gradients are well above f32 rounding noise.
@@ -1030,18 +1056,28 @@ mod tests {
                 *probe.layer_w(l, i) *= 3.0;
             }
         }
-        for t in 0..4 {
-            for row in 0..16u32 {
-                for i in 0..8 {
-                    *probe.table_param(t, row, i) *= 5.0;
+        let ents = [0u32, 1, 2, 1, 0];
+        // IPv4 and IPv6 positives (the latter draw IPv6 random negatives).
+        let ips: Vec<u64> = [
+            "10.0.0.1",
+            "2a01:e0a:3c8:7b0::1",
+            "192.168.7.9",
+            "10.0.0.1",
+            "2a01:e0a:3c8:7b1::2",
+        ]
+        .iter()
+        .map(|s| IpKey::from(s.parse::<IpAddr>().unwrap()).0)
+        .collect();
+        let mut scaled = std::collections::HashSet::new();
+        for &ip in &ips {
+            for (t, row) in probe.rows(ip).into_iter().enumerate() {
+                if scaled.insert((t, row)) {
+                    for i in 0..8 {
+                        *probe.table_param(t, row, i) *= 5.0;
+                    }
                 }
             }
         }
-        let ents = [0u32, 1, 2, 1];
-        let ips: Vec<u32> = ["10.0.0.1", "10.0.0.2", "192.168.7.9", "10.0.0.1"]
-            .iter()
-            .map(|s| u32::from(s.parse::<Ipv4Addr>().unwrap()))
-            .collect();
         let seed = 99;
         let center = probe.loss(&ents, &ips, seed);
         let eps = 2e-3f32;
@@ -1075,8 +1111,11 @@ mod tests {
             nonzero += (n.abs() > 1e-4) as usize;
             probe.loss(&ents, &ips, seed);
         }
-        let rows = probe.rows(ips[0]);
-        for (t, &row) in rows.iter().enumerate() {
+        let rows: Vec<(usize, u32)> = [ips[0], ips[1]]
+            .iter()
+            .flat_map(|&ip| probe.rows(ip).into_iter().enumerate())
+            .collect();
+        for &(t, row) in &rows {
             for i in [1usize, 5] {
                 let a = probe.table_grad(t, row, i);
                 let n = check(&format!("table{t}"), a, &mut probe, &|p| {

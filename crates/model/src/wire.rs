@@ -10,9 +10,12 @@
 //! Responses (`Accept`): `application/json` → `{"predictions":[{"dot_product":x},...]}`;
 //! `application/jsonlines` → one `{"dot_product":x}` per line; `; verbose=True` adds
 //! `entity_embedding` and `ip_embedding`.
+//!
+//! IPv6 (ipsight only: SageMaker's IP Insights is IPv4-only): the same requests may carry IPv6
+//! addresses, which a format-2 model scores; IPv4 requests and responses are unchanged byte for byte.
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 use thiserror::Error;
@@ -114,7 +117,16 @@ impl Accept {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub entity: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
+}
+
+impl crate::baseline::PairKey for Record {
+    fn entity(&self) -> &str {
+        &self.entity
+    }
+    fn ip(&self) -> IpAddr {
+        self.ip
+    }
 }
 
 /// Splits one CSV line into entity and IP text. The entity may be double-quoted (with `""` for a
@@ -150,18 +162,38 @@ pub fn split_csv_pair(line: &str) -> Result<(Cow<'_, str>, &str), String> {
     Ok((Cow::Borrowed(e.trim()), ip.trim()))
 }
 
-/// Parses dotted-quad IPv4 text, with a message that shows the offending value.
-pub fn parse_ip(s: &str) -> Result<Ipv4Addr, String> {
+/// Parses dotted-quad IPv4 or IPv6 text, with a message that shows the offending value. IPv4 stays
+/// strict dotted-quad, like the built-in algorithm: the IPv4-mapped form `::ffff:a.b.c.d` is refused
+/// (ipsight's producers write the IPv4 host), so both sides hash the same address. Unspecified and
+/// multicast IPv6 addresses are refused (never the source of a request), as are zone ids and
+/// brackets (std's strict grammar).
+pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
     let t = s.trim();
-    t.parse::<Ipv4Addr>().map_err(|_| {
-        if t.contains(',') {
-            format!("expected two columns (entity,ip), found more: {s:?}")
-        } else if t.contains(':') {
-            format!("{t:?} is not an IPv4 address (IP Insights is IPv4-only)")
-        } else {
-            format!("{t:?} is not a dotted-quad IPv4 address")
-        }
-    })
+    if let Ok(v4) = t.parse::<Ipv4Addr>() {
+        return Ok(IpAddr::V4(v4));
+    }
+    if t.contains(',') {
+        return Err(format!(
+            "expected two columns (entity,ip), found more: {s:?}"
+        ));
+    }
+    if !t.contains(':') {
+        return Err(format!("{t:?} is not a dotted-quad IPv4 address"));
+    }
+    let v6 = t
+        .parse::<Ipv6Addr>()
+        .map_err(|_| format!("{t:?} is not an IPv4 or IPv6 address"))?;
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Err(format!(
+            "{t:?} is an IPv4-mapped IPv6 address: send the IPv4 address {v4}"
+        ));
+    }
+    if v6.is_unspecified() || v6.is_multicast() {
+        return Err(format!(
+            "{t:?} is an unspecified or multicast IPv6 address, never a request's source"
+        ));
+    }
+    Ok(IpAddr::V6(v6))
 }
 
 /// Parses a request body. Records are numbered from 1 (CSV and JSON Lines: the line number; JSON:
@@ -310,27 +342,35 @@ pub fn write_response(predictions: &[Prediction], accept: Accept) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Scores parsed records with a model, with embeddings when `verbose`.
-pub fn predict(model: &Model, records: &[Record], verbose: bool) -> Vec<Prediction> {
+/// Scores parsed records with a model, with embeddings when `verbose`. An IPv6 record on an
+/// IPv4-only model (format 1) fails the request, naming the record.
+pub fn predict(
+    model: &Model,
+    records: &[Record],
+    verbose: bool,
+) -> Result<Vec<Prediction>, WireError> {
     use rayon::prelude::*;
     records
         .par_iter()
+        .enumerate()
         .with_min_len(4096)
-        .map(|r| {
-            if verbose {
+        .map(|(i, r)| {
+            let err = |e: crate::ModelError| WireError::Record {
+                record: i + 1,
+                message: e.to_string(),
+            };
+            // The same arithmetic as the non-verbose path, so verbose never changes a score.
+            let dot_product = model.score_ip(&r.entity, r.ip).map_err(err)?;
+            let embeddings = if verbose {
                 let e = model.entity_vector(&r.entity).to_vec();
-                let ip = model.ip_vector(r.ip);
-                Prediction {
-                    // The same arithmetic as the non-verbose path, so verbose never changes a score.
-                    dot_product: model.score(&r.entity, r.ip),
-                    embeddings: Some((e, ip)),
-                }
+                Some((e, model.ip_vector_of(r.ip).map_err(err)?))
             } else {
-                Prediction {
-                    dot_product: model.score(&r.entity, r.ip),
-                    embeddings: None,
-                }
-            }
+                None
+            };
+            Ok(Prediction {
+                dot_product,
+                embeddings,
+            })
         })
         .collect()
 }
@@ -346,7 +386,7 @@ pub fn invoke(
     let accept = Accept::parse(accept)?;
     let records = parse_request(body, ct)?;
     Ok(write_response(
-        &predict(model, &records, accept.verbose),
+        &predict(model, &records, accept.verbose)?,
         accept,
     ))
 }

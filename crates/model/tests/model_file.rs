@@ -28,6 +28,7 @@ fn tiny_model(layers: u32, threads: usize, seed: u64) -> Model {
         layout: IpEncoderLayout {
             prefix24_buckets: 128,
             address_buckets: 128,
+            ipv6_buckets: 64,
         },
         ..TrainOptions::default()
     };
@@ -84,19 +85,19 @@ fn bytes_of(model: &Model) -> Vec<u8> {
 #[test]
 fn other_version_is_refused() {
     let mut bytes = bytes_of(&tiny_model(1, 2, 1));
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let err = Model::read_from(&mut bytes.as_slice()).unwrap_err();
     assert!(
         matches!(
             err,
             ModelError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("version 2"));
+    assert!(err.to_string().contains("version 3"));
 }
 
 #[test]
@@ -213,6 +214,7 @@ fn the_entity_definition_is_recorded_and_defaults_to_principal() {
         layout: IpEncoderLayout {
             prefix24_buckets: 128,
             address_buckets: 128,
+            ipv6_buckets: 64,
         },
         ..TrainOptions::default()
     };

@@ -23,6 +23,7 @@ fn later_days_score_above_random_ips() {
         layout: IpEncoderLayout {
             prefix24_buckets: 8192,
             address_buckets: 8192,
+            ipv6_buckets: 4096,
         },
         ..TrainOptions::default()
     };

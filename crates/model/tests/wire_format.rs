@@ -7,7 +7,7 @@ use ipsight_model::wire::{self, Accept, ContentType, Prediction, Record, WireErr
 fn rec(e: &str, ip: [u8; 4]) -> Record {
     Record {
         entity: e.into(),
-        ip: Ipv4Addr::from(ip),
+        ip: Ipv4Addr::from(ip).into(),
     }
 }
 
@@ -56,13 +56,21 @@ fn invalid_ip_names_the_record() {
     let e = wire::parse_request(b"a,1.2.3.4\nb,1.2.3.400\n", ContentType::Csv).unwrap_err();
     assert!(matches!(e, WireError::Record { record: 2, .. }), "{e}");
     assert!(e.to_string().starts_with("record 2: \"1.2.3.400\""), "{e}");
+    // IPv6 parses (a format-2 model scores it); a zone id does not.
+    let r = wire::parse_request(
+        br#"{"instances":[{"features":["a","1.2.3.4"]},{"features":["b","2001:DB8::1"]}]}"#,
+        ContentType::Json,
+    )
+    .unwrap();
+    assert_eq!(r[1].ip, "2001:db8::1".parse::<std::net::IpAddr>().unwrap());
     let e = wire::parse_request(
-        br#"{"instances":[{"features":["a","1.2.3.4"]},{"features":["b","2001:db8::1"]}]}"#,
+        br#"{"instances":[{"features":["a","1.2.3.4"]},{"features":["b","fe80::1%eth0"]}]}"#,
         ContentType::Json,
     )
     .unwrap_err();
     assert!(
-        e.to_string().starts_with("record 2:") && e.to_string().contains("IPv4-only"),
+        e.to_string().starts_with("record 2:")
+            && e.to_string().contains("not an IPv4 or IPv6 address"),
         "{e}"
     );
     let e = wire::parse_request(b"{\"features\":[\"a\"]}\n", ContentType::JsonLines).unwrap_err();
@@ -162,6 +170,7 @@ fn invoke_with_a_trained_model_scores_every_record_in_order() {
         layout: IpEncoderLayout {
             prefix24_buckets: 64,
             address_buckets: 64,
+            ipv6_buckets: 64,
         },
         ..TrainOptions::default()
     };

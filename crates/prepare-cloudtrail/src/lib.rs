@@ -1,16 +1,22 @@
-//! prepare-cloudtrail: CloudTrail log objects → `train/cloudtrail/<key>.csv` tuple files.
+//! prepare-cloudtrail: CloudTrail log objects → `train/cloudtrail/<key>.csv` tuple files and/or
+//! `pairs/objects/dt=<day>/<key>.csv` pair files (`OUTPUTS`).
 //!
 //! Triggered by S3 ObjectCreated notifications, the same wrapped in SQS (or SNS→SQS), or EventBridge
 //! "Object Created". Each object is streamed from S3, gunzipped, parsed record by record and written
-//! to a temporary file that is uploaded only when the whole object succeeded.
+//! to a temporary file that is uploaded only when the whole object succeeded. The pair file of an
+//! object (one line per distinct `<entity, ip>` with its count and first/last `eventTime`) is dated
+//! by the object's delivery day, so that a retrain reads a window of days by prefix and a daily
+//! compaction merges one day's objects.
 use std::io::{BufReader, BufWriter, Write};
 use std::time::Instant;
 
-use ipsight_aws::emf::emf_line;
-use ipsight_aws::{ObjectRef, ObjectStore};
-use ipsight_formats::keys::{cloudtrail_key, output_key};
-use ipsight_formats::notify::{parse_body, parse_notification, Notification, S3Object};
-use ipsight_formats::{prepare_cloudtrail, PrepareOptions, PrepareStats};
+use ipsight_core::keys::{cloudtrail_key, cloudtrail_key_day, output_key};
+use ipsight_formats::cloudtrail::{prepare_cloudtrail_to, Outputs};
+use ipsight_formats::notify::S3Object;
+use ipsight_formats::pairs::PairAggregate;
+use ipsight_formats::{PrepareOptions, PrepareStats};
+use ipsight_lambda_shell::{InputError, Outcome, PerObject};
+use ipsight_ports::{ObjectRef, ObjectStore, StoreError};
 use serde_json::{json, Map, Value};
 
 pub const FUNCTION: &str = "prepare-cloudtrail";
@@ -23,13 +29,19 @@ pub struct Config {
     /// `OUTPUT_PREFIX` (default `train/cloudtrail/`).
     pub output_prefix: String,
     /// `INPUT_BUCKET` / `INPUT_PREFIX`: what triggers us, used to refuse a self-triggering setup.
-    pub input_bucket: Option<String>,
-    pub input_prefix: String,
+    pub trigger: Trigger,
+    /// Limits, `ENTITY` and `IPV6` (`keep` by default: IPv6 tuples as `prepare cloudtrail --ipv6`
+    /// writes them; `set_aside` counts them instead).
     pub limits: PrepareOptions,
+    /// `OUTPUTS`: `tuples`, `pairs` or `tuples,pairs` (default `tuples`; the template sets both).
+    pub write_tuples: bool,
+    pub write_pairs: bool,
+    /// `PAIRS_PREFIX` (default `pairs/objects/`): pair files go to `<prefix>dt=YYYY-MM-DD/<key>.csv`.
+    pub pairs_prefix: String,
 }
 
 pub use ipsight_aws::config::ConfigError;
-use ipsight_aws::config::{entity_kind, number, refuse_retrigger, required};
+use ipsight_aws::config::{Env, Trigger};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -37,47 +49,52 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::new(get);
         let defaults = PrepareOptions::default();
-        let cfg = Config {
-            output_bucket: required(&get, "OUTPUT_BUCKET")?,
-            output_prefix: get("OUTPUT_PREFIX").unwrap_or_else(|| "train/cloudtrail/".into()),
-            input_bucket: get("INPUT_BUCKET").filter(|s| !s.is_empty()),
-            input_prefix: get("INPUT_PREFIX").unwrap_or_default(),
+        let mut cfg = Config {
+            output_bucket: env.required("OUTPUT_BUCKET")?,
+            output_prefix: env.prefix("OUTPUT_PREFIX", "train/cloudtrail/"),
+            trigger: Trigger::from_env(&env),
             limits: PrepareOptions {
-                max_uncompressed_bytes: number(
-                    &get,
-                    "MAX_UNCOMPRESSED_BYTES",
-                    defaults.max_uncompressed_bytes,
-                )?,
-                max_record_bytes: number(&get, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
-                entity: entity_kind(&get)?,
+                max_uncompressed_bytes: env
+                    .number("MAX_UNCOMPRESSED_BYTES", defaults.max_uncompressed_bytes)?,
+                max_record_bytes: env.number("MAX_RECORD_BYTES", defaults.max_record_bytes)?,
+                entity: env.entity()?,
+                ipv6: env.ipv6_tuples()?,
             },
+            write_tuples: false,
+            write_pairs: false,
+            pairs_prefix: env.prefix("PAIRS_PREFIX", "pairs/objects/"),
         };
-        refuse_retrigger(
-            cfg.input_bucket.as_deref(),
-            &cfg.input_prefix,
-            &cfg.output_bucket,
-            &cfg.output_prefix,
-        )?;
+        let outputs = env.or("OUTPUTS", "tuples");
+        for o in outputs.split(',').map(str::trim) {
+            match o {
+                "tuples" => cfg.write_tuples = true,
+                "pairs" => cfg.write_pairs = true,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "OUTPUTS",
+                        outputs.clone(),
+                        "a comma-separated list of `tuples` and `pairs`",
+                    ))
+                }
+            }
+        }
+        cfg.trigger.refuse(&cfg.output_bucket, &cfg.output_prefix)?;
+        if cfg.write_pairs {
+            cfg.trigger.refuse(&cfg.output_bucket, &cfg.pairs_prefix)?;
+        }
         Ok(cfg)
     }
 }
 
-/// What happened to one object.
+/// One object's result: what was written (the tuple CSV and/or the pair file) and the counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Written {
-        output: ObjectRef,
-        stats: PrepareStats,
-    },
-    Skipped(&'static str),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{object}: {reason}")]
-pub struct ObjectError {
-    pub object: ObjectRef,
-    pub reason: String,
+pub struct Prepared {
+    pub outputs: Vec<ObjectRef>,
+    pub stats: PrepareStats,
+    /// Lines of the pair file (distinct pairs), when one was written.
+    pub pairs: Option<u64>,
 }
 
 /// Process one CloudTrail object end to end. Nothing is written unless the whole object succeeded.
@@ -85,21 +102,29 @@ pub async fn process_object(
     cfg: &Config,
     store: &impl ObjectStore,
     obj: &S3Object,
-) -> Result<Outcome, ObjectError> {
+) -> Result<Outcome<Prepared>, InputError> {
     let input = ObjectRef::new(&obj.bucket, &obj.key);
     let started = Instant::now();
-    let fail = |reason: String| ObjectError {
-        object: input.clone(),
-        reason,
+    let fail = |reason: String| InputError::new(input.to_string(), reason);
+    // S3 failing us (throttling, timeouts, 5xx after the SDK's retries) is worth a retry; a
+    // missing or forbidden object, or a bad body, is not.
+    let store_fail = |e: StoreError| match e {
+        StoreError::Other { .. } => InputError::temporary(input.to_string(), e.to_string()),
+        _ => InputError::new(input.to_string(), e.to_string()),
     };
     // Never read our own output, whatever the trigger configuration says.
     if obj.bucket == cfg.output_bucket && obj.key.starts_with(&cfg.output_prefix) {
-        return Ok(log_skip(&input, "own_output"));
+        return Ok(Outcome::Skipped("own_output"));
+    }
+    if obj.bucket == cfg.output_bucket && cfg.write_pairs && obj.key.starts_with(&cfg.pairs_prefix)
+    {
+        return Ok(Outcome::Skipped("own_output"));
     }
     if let Err(reason) = cloudtrail_key(&obj.key, obj.size) {
-        return Ok(log_skip(&input, reason.as_str()));
+        return Ok(Outcome::Skipped(reason.as_str()));
     }
-    let body = store.get(&input).await.map_err(|e| fail(e.to_string()))?;
+    let day = cloudtrail_key_day(&obj.key);
+    let body = store.get(&input).await.map_err(store_fail)?;
     let compressed = body.size;
     let tmp = tempfile::NamedTempFile::new().map_err(|e| fail(format!("temporary file: {e}")))?;
     let out_file = tmp
@@ -107,161 +132,124 @@ pub async fn process_object(
         .map_err(|e| fail(format!("temporary file: {e}")))?;
     let reader = tokio_util::io::SyncIoBridge::new(body.reader);
     let limits = cfg.limits.clone();
+    let (write_tuples, write_pairs) = (cfg.write_tuples, cfg.write_pairs);
     // Parsing is CPU-bound and synchronous: keep it off the async workers.
-    let stats = tokio::task::spawn_blocking(move || {
+    let (stats, pairs) = tokio::task::spawn_blocking(move || {
         let mut w = BufWriter::with_capacity(256 << 10, out_file);
-        let stats =
-            prepare_cloudtrail(BufReader::with_capacity(256 << 10, reader), &mut w, &limits)
-                .map_err(|e| e.to_string())?;
+        let mut agg = write_pairs.then(PairAggregate::new);
+        let outputs = Outputs {
+            tuples: write_tuples.then_some(&mut w),
+            pairs: agg.as_mut(),
+        };
+        let stats = prepare_cloudtrail_to(
+            BufReader::with_capacity(256 << 10, reader),
+            outputs,
+            &limits,
+        )
+        .map_err(|e| e.to_string())?;
         w.flush()
             .map_err(|e| format!("writing temporary file: {e}"))?;
-        Ok::<_, String>(stats)
+        Ok::<_, String>((stats, agg))
     })
     .await
     .map_err(|e| fail(format!("parser task failed: {e}")))?
     .map_err(fail)?;
-    let output = ObjectRef::new(
-        &cfg.output_bucket,
-        output_key(&cfg.output_prefix, &obj.key, ".csv"),
-    );
-    store
-        .put_file(&output, tmp.path(), "text/csv")
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let bytes_out = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    let mut outputs = Vec::new();
+    let mut bytes_out = 0;
+    if write_tuples {
+        let output = ObjectRef::new(
+            &cfg.output_bucket,
+            output_key(&cfg.output_prefix, &obj.key, ".csv"),
+        );
+        store
+            .put_file(&output, tmp.path(), "text/csv")
+            .await
+            .map_err(store_fail)?;
+        bytes_out += tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        outputs.push(output);
+    }
+    let pair_lines = pairs.as_ref().map(|a| a.len() as u64);
+    if let Some(agg) = pairs {
+        // Every log object's name carries its day (the key filter above requires CloudTrail naming).
+        let day = day.ok_or_else(|| fail("no delivery date in the object name".into()))?;
+        let output = ObjectRef::new(
+            &cfg.output_bucket,
+            output_key(&format!("{}dt={day}/", cfg.pairs_prefix), &obj.key, ".csv"),
+        );
+        let mut body = Vec::new();
+        bytes_out += agg.write(&mut body).expect("writing to a Vec");
+        store
+            .put_bytes(&output, body.into(), "text/csv")
+            .await
+            .map_err(store_fail)?;
+        outputs.push(output);
+    }
     let mut f = Map::new();
     f.insert("event".into(), "object_prepared".into());
     f.insert("object".into(), input.to_string().into());
-    f.insert("output".into(), output.to_string().into());
+    f.insert(
+        "outputs".into(),
+        json!(outputs.iter().map(ToString::to_string).collect::<Vec<_>>()),
+    );
     f.insert("compressed_bytes".into(), json!(compressed));
     f.insert("ms".into(), json!(started.elapsed().as_millis() as u64));
-    println!(
-        "{}",
-        emf_line(
-            "ipsight",
-            FUNCTION,
-            f,
-            &[
-                ("records", stats.records),
-                ("tuples", stats.tuples),
-                ("skipped_no_principal", stats.no_principal),
-                ("skipped_aws_internal", stats.aws_internal),
-                ("skipped_service_host", stats.service_host),
-                ("skipped_ipv6", stats.ipv6),
-                ("skipped_missing_ip", stats.missing_ip),
-                ("skipped_invalid_ip", stats.invalid_ip),
-                ("bytes_in", stats.bytes_in),
-                ("bytes_out", bytes_out),
-            ],
-        )
+    ipsight_ports::emf::log(
+        FUNCTION,
+        f,
+        &[
+            ("records", stats.records),
+            ("tuples", stats.tuples),
+            ("skipped_no_principal", stats.no_principal),
+            ("skipped_aws_internal", stats.aws_internal),
+            ("skipped_service_host", stats.service_host),
+            ("skipped_ipv6", stats.ipv6),
+            ("ipv6_tuples", stats.ipv6_tuples),
+            ("skipped_missing_ip", stats.missing_ip),
+            ("skipped_invalid_ip", stats.invalid_ip),
+            ("bytes_in", stats.bytes_in),
+            ("bytes_out", bytes_out),
+            ("pairs", pair_lines.unwrap_or(0)),
+        ],
     );
-    Ok(Outcome::Written { output, stats })
+    Ok(Outcome::Done(Prepared {
+        outputs,
+        stats,
+        pairs: pair_lines,
+    }))
 }
 
-fn log_skip(obj: &ObjectRef, reason: &'static str) -> Outcome {
-    println!(
-        "{}",
-        json!({"event": "object_skipped", "function": FUNCTION, "object": obj.to_string(), "reason": reason})
-    );
-    Outcome::Skipped(reason)
+/// The function in the Lambda shell: a handler borrowing its configuration and store.
+pub struct PrepareCloudTrail<'a, S> {
+    pub cfg: &'a Config,
+    pub store: &'a S,
 }
 
-fn log_error(e: &ObjectError) {
-    eprintln!(
-        "{}",
-        json!({"event": "object_failed", "function": FUNCTION, "object": e.object.to_string(), "error": e.reason})
-    );
+impl<S: ObjectStore> PerObject for PrepareCloudTrail<'_, S> {
+    const FUNCTION: &'static str = FUNCTION;
+    type Done = Prepared;
+    type Totals = PrepareStats;
+
+    async fn process(&self, obj: &S3Object) -> Result<Outcome<Prepared>, InputError> {
+        process_object(self.cfg, self.store, obj).await
+    }
+
+    fn tally(total: &mut PrepareStats, written: &mut Vec<String>, done: Prepared) {
+        total.add(&done.stats);
+        written.extend(done.outputs.iter().map(ToString::to_string));
+    }
+
+    fn report(total: PrepareStats, summary: &mut Map<String, Value>) {
+        summary.insert("stats".into(), json!(total));
+    }
 }
 
-/// Handle one Lambda event.
-///
-/// * Direct S3 / EventBridge / SNS events: every object is attempted; if any failed the invocation
-///   fails (Lambda retries it; outputs of objects that succeeded are overwritten identically).
-/// * SQS batches: each message stands alone and the response lists the failed ones
-///   (`batchItemFailures`, with `ReportBatchItemFailures` enabled on the event source mapping).
+/// Handle one Lambda event (every trigger shape: see `ipsight_lambda_shell`).
 pub async fn handle(
     cfg: &Config,
     store: &impl ObjectStore,
     event: Value,
 ) -> Result<Value, anyhow::Error> {
-    match parse_notification(&event)? {
-        Notification::TestEvent => Ok(json!({"ignored": "s3:TestEvent"})),
-        Notification::Objects(objects) => {
-            let (summary, errors) = process_all(cfg, store, &objects).await;
-            if errors.is_empty() {
-                Ok(summary)
-            } else {
-                anyhow::bail!(
-                    "{} of {} objects failed: {}",
-                    errors.len(),
-                    objects.len(),
-                    errors.join("; ")
-                )
-            }
-        }
-        Notification::Sqs(messages) => {
-            let mut failures = Vec::new();
-            let mut processed = 0u64;
-            for m in &messages {
-                let ok = match parse_body(&m.body) {
-                    Ok(Notification::TestEvent) => true,
-                    Ok(Notification::Objects(objects)) => {
-                        let (_, errors) = process_all(cfg, store, &objects).await;
-                        processed += objects.len() as u64;
-                        errors.is_empty()
-                    }
-                    Ok(other) => {
-                        eprintln!(
-                            "{}",
-                            json!({"event": "message_failed", "function": FUNCTION, "message_id": m.message_id, "error": format!("unsupported message: {}", other.describe())})
-                        );
-                        false
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "{}",
-                            json!({"event": "message_failed", "function": FUNCTION, "message_id": m.message_id, "error": e.to_string()})
-                        );
-                        false
-                    }
-                };
-                if !ok {
-                    failures.push(json!({"itemIdentifier": m.message_id}));
-                }
-            }
-            let _ = processed;
-            Ok(json!({"batchItemFailures": failures}))
-        }
-        other => anyhow::bail!("unsupported event for {FUNCTION}: {}", other.describe()),
-    }
-}
-
-async fn process_all(
-    cfg: &Config,
-    store: &impl ObjectStore,
-    objects: &[S3Object],
-) -> (Value, Vec<String>) {
-    let mut written = Vec::new();
-    let mut skipped = Vec::new();
-    let mut errors = Vec::new();
-    let mut total = PrepareStats::default();
-    for o in objects {
-        match process_object(cfg, store, o).await {
-            Ok(Outcome::Written { output, stats }) => {
-                total.add(&stats);
-                written.push(output.to_string());
-            }
-            Ok(Outcome::Skipped(reason)) => skipped.push(json!({"key": o.key, "reason": reason})),
-            Err(e) => {
-                log_error(&e);
-                errors.push(e.to_string());
-            }
-        }
-    }
-    (
-        json!({"written": written, "skipped": skipped, "failed": errors, "stats": total}),
-        errors,
-    )
+    ipsight_lambda_shell::handle(&PrepareCloudTrail { cfg, store }, event).await
 }
 
 #[cfg(test)]

@@ -1,18 +1,10 @@
 use ipsight_aws::S3Store;
-use lambda_runtime::{service_fn, LambdaEvent};
 use prepare_cloudtrail::{handle, Config};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // Cold start: refuse a bad configuration before serving anything, build clients once.
     let cfg = Config::from_env()?;
     let store = S3Store::from_conf(&aws_config::load_from_env().await);
-    let (cfg, store) = (&cfg, &store);
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        handle(cfg, store, ev.payload)
-            .await
-            .map_err(lambda_runtime::Error::from)
-    }))
-    .await
+    ipsight_lambda_shell::run(|event| handle(&cfg, &store, event)).await
 }

@@ -1,17 +1,10 @@
 //! The handler against a real S3-protocol server (moto_server) through the real aws-sdk-s3 client.
-use std::io::Write;
 
-use flate2::{write::GzEncoder, Compression};
 use ipsight_aws::S3Store;
+use ipsight_testkit::events::{gz, s3_record, sqs};
 use ipsight_testkit::S3Server;
 use prepare_cloudtrail::{handle, Config};
 use serde_json::{json, Value};
-
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
 
 const ACCT: &str = "111122223333";
 
@@ -25,27 +18,6 @@ fn trail(records: &[(&str, &str, &str)]) -> Vec<u8> {
         .map(|(t, p, ip)| json!({"eventVersion":"1.08","userIdentity":{"type":t,"principalId":p,"accountId":ACCT,"accessKeyId":"ASIAEXAMPLEEXAMPLE"},"eventSource":"s3.amazonaws.com","sourceIPAddress":ip,"userAgent":"aws-cli/2"}))
         .collect();
     gz(json!({ "Records": recs }).to_string().as_bytes())
-}
-
-/// An S3 notification record as S3 sends it: the key form-URL-encoded.
-fn s3_record(bucket: &str, key: &str) -> Value {
-    let encoded: String = key
-        .split('/')
-        .map(|seg| {
-            seg.replace('%', "%25")
-                .replace('+', "%2B")
-                .replace('=', "%3D")
-                .replace(' ', "+")
-        })
-        .collect::<Vec<_>>()
-        .join("/");
-    json!({"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventName":"ObjectCreated:Put",
-           "s3":{"s3SchemaVersion":"1.0","bucket":{"name":bucket,"arn":format!("arn:aws:s3:::{bucket}")},"object":{"key":encoded,"size":100}}})
-}
-
-fn sqs(messages: &[(&str, String)]) -> Value {
-    json!({"Records": messages.iter().map(|(id, body)| json!({"messageId": id, "receiptHandle": "rh", "body": body,
-        "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:q", "awsRegion": "us-east-1"})).collect::<Vec<_>>()})
 }
 
 async fn setup() -> (S3Server, S3Store, Config, String, String) {
@@ -179,28 +151,61 @@ async fn sqs_batch_reports_exactly_the_failed_messages() {
 }
 
 #[tokio::test]
-async fn eventbridge_object_created_and_real_sample() {
-    let (s3, store, cfg, tb, db) = setup().await;
-    let sample = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/real/stratus-red-team/aws.persistence.iam-backdoor-role.json"
-    ))
-    .unwrap();
-    let key = log_key("stratus");
-    s3.put(&tb, &key, gz(&sample)).await;
-    let ev = json!({"version":"0","id":"e","detail-type":"Object Created","source":"aws.s3","account":ACCT,"time":"2026-01-05T00:00:00Z",
-        "region":"us-east-1","resources":[],"detail":{"version":"0","bucket":{"name":tb},"object":{"key":key,"size":sample.len()},"reason":"PutObject"}});
-    let resp = handle(&cfg, &store, ev).await.unwrap();
-    assert_eq!(resp["written"].as_array().unwrap().len(), 1, "{resp}");
-    let csv = String::from_utf8(
-        s3.get(
-            &db,
-            &format!("train/cloudtrail/{}", key.replace(".json.gz", ".csv")),
-        )
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+async fn eventbridge_object_created_with_own_trail() {
+    // A pretty-printed bare array of records, as `aws cloudtrail lookup-events` exports and
+    // Stratus Red Team's samples look: a tuple, a service without a principal, an `AWS Internal`
+    // and an IPv6 caller (kept by default, `IPV6=keep`: ipsight's own model takes it).
+    let records = json!([
+        {"eventVersion": "1.08", "eventTime": "2024-08-01T13:29:57Z", "eventSource": "iam.amazonaws.com",
+         "eventName": "UpdateAssumeRolePolicy", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.23",
+         "userAgent": "stratus-red-team_4d6b", "requestParameters": {"roleName": "backdoor", "policyDocument": "{\"Version\":\"2012-10-17\"}"},
+         "userIdentity": {"type": "AssumedRole", "principalId": "AROA5EXAMPLEROLE:attacker-session", "accountId": ACCT,
+            "arn": format!("arn:aws:sts::{ACCT}:assumed-role/admin/attacker-session"),
+            "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROA5EXAMPLEROLE", "userName": "admin"},
+                "attributes": {"creationDate": "2024-08-01T13:20:00Z", "mfaAuthenticated": "false"}}}},
+        {"eventVersion": "1.08", "eventTime": "2024-08-01T13:30:01Z", "eventSource": "sts.amazonaws.com",
+         "eventName": "AssumeRole", "awsRegion": "us-east-1", "sourceIPAddress": "iam.amazonaws.com",
+         "userIdentity": {"type": "AWSService", "invokedBy": "iam.amazonaws.com"}},
+        {"eventVersion": "1.08", "eventTime": "2024-08-01T13:30:02Z", "eventSource": "iam.amazonaws.com",
+         "eventName": "GetRole", "awsRegion": "us-east-1", "sourceIPAddress": "AWS Internal",
+         "userIdentity": {"type": "IAMUser", "principalId": "AIDA5EXAMPLEUSER", "accountId": ACCT}},
+        {"eventVersion": "1.08", "eventTime": "2024-08-01T13:30:03Z", "eventSource": "iam.amazonaws.com",
+         "eventName": "ListRoles", "awsRegion": "us-east-1", "sourceIPAddress": "2001:db8::7",
+         "userIdentity": {"type": "IAMUser", "principalId": "AIDA5EXAMPLEUSER", "accountId": ACCT}}
+    ]);
+    let body = serde_json::to_string_pretty(&records).unwrap();
+    let (csv, resp) = prepare_through_eventbridge("own", body.as_bytes()).await;
+    assert_eq!(
+        csv,
+        "AROA5EXAMPLEROLE,198.51.100.23\nAIDA5EXAMPLEUSER,2001:db8::7\n"
+    );
+    let stats = &resp["stats"];
+    assert_eq!(
+        (stats["records"].as_u64(), stats["tuples"].as_u64()),
+        (Some(4), Some(2)),
+        "{stats}"
+    );
+    assert_eq!(
+        (
+            stats["no_principal"].as_u64(),
+            stats["aws_internal"].as_u64(),
+            stats["ipv6"].as_u64(),
+            stats["ipv6_tuples"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0), Some(1)),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn eventbridge_object_created_with_real_sample() {
+    let Some(path) = ipsight_testkit::real_data(
+        "stratus-red-team/aws.persistence.iam-backdoor-role.json",
+        "prepare-cloudtrail eventbridge_object_created_with_real_sample",
+    ) else {
+        return;
+    };
+    let (csv, resp) = prepare_through_eventbridge("stratus", &std::fs::read(path).unwrap()).await;
     assert!(!csv.is_empty());
     for line in csv.lines() {
         let (e, ip) = line.split_once(',').unwrap();
@@ -213,6 +218,28 @@ async fn eventbridge_object_created_and_real_sample() {
         resp["stats"]["tuples"].as_u64().unwrap() as usize,
         csv.lines().count()
     );
+}
+
+/// Puts `trail` gzipped under a CloudTrail key and prepares it through an EventBridge "Object
+/// Created" event; returns the tuple CSV written and the handler's response.
+async fn prepare_through_eventbridge(name: &str, trail: &[u8]) -> (String, Value) {
+    let (s3, store, cfg, tb, db) = setup().await;
+    let key = log_key(name);
+    s3.put(&tb, &key, gz(trail)).await;
+    let ev = json!({"version":"0","id":"e","detail-type":"Object Created","source":"aws.s3","account":ACCT,"time":"2026-01-05T00:00:00Z",
+        "region":"us-east-1","resources":[],"detail":{"version":"0","bucket":{"name":tb},"object":{"key":key,"size":trail.len()},"reason":"PutObject"}});
+    let resp = handle(&cfg, &store, ev).await.unwrap();
+    assert_eq!(resp["written"].as_array().unwrap().len(), 1, "{resp}");
+    let csv = String::from_utf8(
+        s3.get(
+            &db,
+            &format!("train/cloudtrail/{}", key.replace(".json.gz", ".csv")),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    (csv, resp)
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! recommendation is the one that catches the most true positives net of false alerts; on a tie the
 //! current threshold is kept, and otherwise the lowest (the most sensitive line that still silences
 //! what it can: a threshold just under the weakest true positive would miss its next variant).
-use ipsight_formats::labels::{LabelSet, Verdict};
+use ipsight_core::labels::{LabelSet, Verdict};
 use ipsight_model::Model;
 use serde::Serialize;
 
@@ -81,20 +81,36 @@ pub fn threshold_from_percentiles(
     })
 }
 
-/// [`threshold_from_percentiles`] for a model and the decisions in force at `at_epoch`.
+/// [`threshold_from_percentiles`] for a model's embedding alone and the decisions in force at
+/// `at_epoch`.
 pub fn threshold_from_labels(
     model: &Model,
     labels: &LabelSet,
     at_epoch: i64,
     current: f64,
 ) -> Option<LabelThreshold> {
-    let pairs = labels.labelled_pairs(at_epoch);
-    let refs: Vec<(&str, std::net::Ipv4Addr)> =
-        pairs.iter().map(|(e, ip, _)| (e.as_str(), *ip)).collect();
-    let scores = model.score_pairs(&refs);
+    threshold_from_scores(
+        // A format-1 (IPv4-only) model cannot score IPv6 labels: those are left out.
+        |e, ip| ipsight_model::hybrid::model_dot(model, e, ip).map(|d| 100.0 - model.percentile(d)),
+        labels,
+        at_epoch,
+        current,
+    )
+}
+
+/// [`threshold_from_percentiles`] with any detector's unusual percentile of a pair (`None`: the pair
+/// cannot be scored and is left out), for the decisions in force at `at_epoch`.
+pub fn threshold_from_scores(
+    unusual_percentile: impl Fn(&str, std::net::IpAddr) -> Option<f64>,
+    labels: &LabelSet,
+    at_epoch: i64,
+    current: f64,
+) -> Option<LabelThreshold> {
     let (mut tp, mut fp) = (Vec::new(), Vec::new());
-    for ((_, _, v), s) in pairs.iter().zip(scores) {
-        let pct = 100.0 - model.percentile(s);
+    for (e, ip, v) in labels.labelled_pairs(at_epoch) {
+        let Some(pct) = unusual_percentile(&e, ip) else {
+            continue;
+        };
         match v {
             Verdict::TruePositive => tp.push(pct),
             Verdict::FalsePositive => fp.push(pct),

@@ -211,7 +211,7 @@ async fn invoke(
     let work = move || -> Result<Vec<u8>, WireError> {
         let records = wire::parse_request(&body, ct)?;
         Ok(wire::write_response(
-            &wire::predict(&model, &records, accept.verbose),
+            &wire::predict(&model, &records, accept.verbose)?,
             accept,
         ))
     };

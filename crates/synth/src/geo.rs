@@ -5,7 +5,7 @@
 //! the same seed always yields the same addresses. They are not claimed to be current allocations;
 //! they only need to look like the traffic a security team sees, and to give every country a
 //! distinct neighbourhood so that travel and attacks land in address space the user never used.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// An access provider: the name and ASN GuardDuty would report, and a /16 it announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +251,33 @@ pub fn whois(ip: Ipv4Addr) -> Option<(&'static str, &'static str, Isp)> {
     None
 }
 
+/// The IPv6 /32 an ISP of `country` announces, as its first two groups. Real access providers hold
+/// a /32 (or shorter) from their regional registry and delegate /56s (homes) or /48s (sites) from
+/// it, so the /32 is the "same ISP" level of an IPv6 address. The block follows the registry of the
+/// country (ARIN `2600::/12`, RIPE `2a00::/12`, APNIC `2400::/12`, LACNIC `2800::/12`); the rest is
+/// derived from the ASN. Like the IPv4 table, not a claim about current allocations.
+pub fn isp_v6_32(country: &Country, isp: &Isp) -> [u16; 2] {
+    let rir: u16 = match country.code {
+        "US" | "CA" => 0x2600,
+        "IN" | "JP" | "AU" | "SG" => 0x2400,
+        "BR" => 0x2800,
+        _ => 0x2a00,
+    };
+    let h = crate::rng::mix(0x1b6a_5e32, isp.asn as u64);
+    [rir | (h & 0xf) as u16, (h >> 16) as u16]
+}
+
+/// Whether an IPv6 address is a plausible public source: global unicast `2000::/3` outside the
+/// documentation (`2001:db8::/32`), Teredo (`2001::/32`), 6to4 (`2002::/16`) and ORCHID/benchmarking
+/// (`2001:2::/48`, `2001:10::/28`, `2001:20::/28`) blocks.
+pub fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let g = ip.segments();
+    (g[0] & 0xe000) == 0x2000
+        && !(g[0] == 0x2001 && (g[1] == 0x0db8 || g[1] == 0 || (g[1] == 2 && g[2] == 0)))
+        && !(g[0] == 0x2001 && (0x10..0x30).contains(&g[1]))
+        && g[0] != 0x2002
+}
+
 /// `(country, city)` of each [`HOSTING`] provider's /16.
 pub static HOSTING_LOCATIONS: &[(&str, &str)] = &[
     ("United States", "North Bergen"),
@@ -285,5 +312,32 @@ mod tests {
         assert!(!is_public_v4(Ipv4Addr::new(192, 168, 1, 1)));
         assert!(!is_public_v4(Ipv4Addr::new(100, 64, 0, 1)));
         assert!(is_public_v4(Ipv4Addr::new(100, 128, 0, 1)));
+    }
+
+    #[test]
+    fn isp_v6_blocks_are_public_and_distinct() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in COUNTRIES {
+            for i in c.isps {
+                let [a, b] = isp_v6_32(c, i);
+                assert!(
+                    is_public_v6(Ipv6Addr::new(a, b, 0, 0, 0, 0, 0, 1)),
+                    "{}",
+                    i.name
+                );
+                assert!(seen.insert([a, b]), "{} shares a /32", i.name);
+            }
+        }
+        for bad in [
+            "2001:db8::1",
+            "2002:c000:201::1",
+            "fe80::1",
+            "::1",
+            "ff02::1",
+            "2001::1",
+        ] {
+            assert!(!is_public_v6(bad.parse().unwrap()), "{bad}");
+        }
+        assert!(is_public_v6("2a02:1234::1".parse().unwrap()));
     }
 }

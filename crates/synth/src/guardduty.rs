@@ -10,9 +10,9 @@
 //! * **Port probes** (`Recon:EC2/PortProbeUnprotectedPort`) concern an instance, not an access key:
 //!   they yield no pair (`entity = None`) and are labelled benign.
 //!
-//! Shapes follow real findings (see `shared/data/real/guardduty/`): `accessKeyDetails.principalId`
-//! keeps the `:session` suffix for roles exactly as GuardDuty sends it; `organization.asn` is a
-//! string as in current findings. Updated findings repeat the same `id` with a higher `count` and
+//! Shapes follow real findings (GuardDuty's published samples; `ipsight_testkit::guardduty_shapes`
+//! holds ours in their shapes): `accessKeyDetails.principalId` keeps the `:session` suffix for
+//! roles exactly as GuardDuty sends it; `organization.asn` is a string as in current findings. Updated findings repeat the same `id` with a higher `count` and
 //! later `updatedAt`, as GuardDuty updates findings in place.
 use std::collections::BTreeMap;
 use std::fs;

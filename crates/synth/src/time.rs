@@ -1,30 +1,6 @@
 //! Epoch seconds to civil dates and RFC 3339 strings, without a date library.
 
-/// `(year, month 1–12, day 1–31)` of the day `z` days after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, exact for the proleptic Gregorian calendar).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use ipsight_core::time::{civil_from_days, days_from_civil, rfc3339};
 
 /// Broken-down UTC time of epoch seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,15 +34,6 @@ impl Civil {
             second: rem % 60,
         }
     }
-}
-
-/// `2026-01-05T13:29:57Z`: the form CloudTrail uses for `eventTime`.
-pub fn rfc3339(secs: i64) -> String {
-    let c = Civil::from_epoch(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
 }
 
 /// `2026-01-05T13:29:57.123Z`: the millisecond form GuardDuty uses for `createdAt`/`updatedAt`.

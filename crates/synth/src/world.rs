@@ -17,6 +17,13 @@
 //!     rarely on weekends; some travel for a few days to another country (a hotel /24 there); a
 //!     quarter have IPv6 at home and sometimes reach AWS over it. One person per account also signs
 //!     in as Root now and then. Console sessions use browsers, the rest CLIs and SDKs.
+//! * **IPv6** follows how addresses are handed out: every ISP announces a /32
+//!   ([`geo::isp_v6_32`]); a home gets a delegated /56 from its ISP's /32 that rarely changes (a
+//!   quarter of homes are renumbered every one to four weeks, into another /56 of the same /32);
+//!   each device uses a temporary (privacy) interface id that rotates daily inside the home /64. With
+//!   [`SynthConfig::dual_stack`], offices also have a /48 from their ISP (each person's desk on one
+//!   /64 of it) and some hotels an IPv6 /64. [`World::tuple_of`] sets IPv6 aside as `prepare
+//!   cloudtrail` does by default; [`World::tuple_of_dual`] keeps it as `--ipv6` does.
 //!   * *automation* (CI, ETL, agents) assumes its own role with sessions named after EC2 instances
 //!     (`i-0…`) or `botocore-session-<n>`, around the clock, from one to three fixed EC2 addresses.
 //!   * *AWS services* act with no principal id (`AWSService`, `invokedBy`) or through service-linked
@@ -28,7 +35,7 @@
 //! from a generator seeded with `(seed, a, d)`, so any day range can be regenerated independently,
 //! and [`World::normal_pairs`] always agrees with what the CloudTrail writer puts in the bucket.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use crate::catalog::{self, Api};
@@ -44,6 +51,12 @@ const TAG_TRIP_HOST: u64 = 4;
 const TAG_SERVICE: u64 = 5;
 const TAG_ANOMALY: u64 = 6;
 pub(crate) const TAG_KEY: u64 = 7;
+// IPv6 decisions draw from their own streams, so that adding IPv6 behaviour never moves an IPv4
+// address of an existing world (same seed, same IPv4 tuples).
+const TAG_V6_BUILD: u64 = 8;
+const TAG_V6_DAY: u64 = 9;
+const TAG_V6_IID: u64 = 10;
+const TAG_V6_RENUMBER: u64 = 11;
 
 /// What to generate. `Default` is a small two-account company over two weeks.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +84,16 @@ pub struct SynthConfig {
     pub trips_per_month: f64,
     /// Fraction of people with IPv6 at home.
     pub ipv6_users: f64,
+    /// Chance that a call from an IPv6-capable home goes over IPv6.
+    pub ipv6_home_share: f64,
+    /// Fraction of IPv6 homes whose ISP renumbers the delegated /56 every one to four weeks.
+    pub ipv6_renumbering: f64,
+    /// Fraction of offices with IPv6 (a /48 from their ISP).
+    pub ipv6_offices: f64,
+    /// Chance that a call from an IPv6 office goes over IPv6.
+    pub ipv6_office_share: f64,
+    /// Fraction of trips whose hotel network has IPv6 (a /64); half the calls there use it.
+    pub ipv6_trips: f64,
     /// Fraction of principal calls logged with `sourceIPAddress: "AWS Internal"`.
     pub aws_internal_rate: f64,
     /// Fraction of records without `sourceIPAddress`.
@@ -98,6 +121,11 @@ impl Default for SynthConfig {
             travellers: 0.4,
             trips_per_month: 1.0,
             ipv6_users: 0.25,
+            ipv6_home_share: 0.35,
+            ipv6_renumbering: 0.25,
+            ipv6_offices: 0.0,
+            ipv6_office_share: 0.6,
+            ipv6_trips: 0.0,
             aws_internal_rate: 0.02,
             missing_ip_rate: 0.002,
             missing_user_agent_rate: 0.01,
@@ -117,6 +145,34 @@ impl SynthConfig {
             ..Default::default()
         }
     }
+
+    /// [`SynthConfig::new`] for an organisation on dual-stack networks: most homes have IPv6 and
+    /// prefer it, most offices have a /48, and some hotels IPv6. The IPv6 evaluation world.
+    pub fn dual_stack(seed: u64, users: u32, days: u32) -> Self {
+        SynthConfig {
+            ipv6_users: 0.6,
+            ipv6_home_share: 0.6,
+            ipv6_offices: 0.7,
+            ipv6_trips: 0.5,
+            ..Self::new(seed, users, days)
+        }
+    }
+}
+
+/// A home's IPv6: the /56 its ISP delegates from its /32, which some ISPs renumber now and then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeV6 {
+    /// The ISP's /32 (first two groups).
+    pub isp32: [u16; 2],
+    /// Bits 32–55 of the /56 delegated before any renumbering.
+    pub customer: u32,
+    /// Days between renumberings (0: never renumbered).
+    pub renumber_days: u32,
+    /// Offset of the renumbering schedule, in days.
+    pub renumber_phase: u32,
+    /// Devices calling AWS from home (each with its own temporary addresses); the third, if any,
+    /// sits on the home's second /64.
+    pub devices: u32,
 }
 
 /// An AWS account of the world.
@@ -220,6 +276,8 @@ pub struct Office {
     pub net: [u8; 3],
     /// Host octets of the NAT addresses.
     pub nat_hosts: Vec<u8>,
+    /// The office's IPv6 /48 (first three groups), if it has IPv6.
+    pub ipv6: Option<[u16; 3]>,
 }
 
 /// A trip: some days spent on a hotel network in another country.
@@ -235,6 +293,8 @@ pub struct Trip {
     pub isp: usize,
     /// The hotel /24.
     pub net: [u8; 3],
+    /// The hotel's IPv6 /64 (first four groups), if it has IPv6.
+    pub ipv6: Option<[u16; 4]>,
 }
 
 /// Someone or something that makes API calls.
@@ -258,8 +318,10 @@ pub struct Actor {
     pub home: Option<[u8; 3]>,
     /// Office index (people only; remote workers have none).
     pub office: Option<usize>,
-    /// Home IPv6 /64 (first four groups), if any.
-    pub ipv6: Option<[u16; 4]>,
+    /// Home IPv6, if any.
+    pub ipv6: Option<HomeV6>,
+    /// The /64 (fourth group) of the office /48 this person's desk is on.
+    pub office_subnet: u16,
     /// Fixed addresses (automation only).
     pub fixed_ips: Vec<Ipv4Addr>,
     /// Trips (people only).
@@ -358,6 +420,87 @@ pub struct World {
     pub offices: Vec<Office>,
     /// Normalised entity → /24s its actors ever use (IPv4 only).
     nets: BTreeMap<String, BTreeSet<[u8; 3]>>,
+    /// Normalised entity → IPv6 prefixes its actors ever use, and their ISPs' /32s.
+    nets_v6: BTreeMap<String, V6Nets>,
+}
+
+/// The IPv6 an entity's actors use within the configured days.
+#[derive(Debug, Clone, Default)]
+struct V6Nets {
+    /// `(prefix, length)`: home /56s (every delegation), office /48s, hotel /64s.
+    prefixes: BTreeSet<(u128, u8)>,
+    /// The /32s of their home and office ISPs.
+    isps: BTreeSet<[u16; 2]>,
+}
+
+impl V6Nets {
+    fn contains(&self, ip: Ipv6Addr) -> bool {
+        let a = u128::from(ip);
+        self.prefixes
+            .iter()
+            .any(|&(p, len)| (a >> (128 - len as u32)) == (p >> (128 - len as u32)))
+    }
+}
+
+fn groups_to_u128(g: &[u16]) -> u128 {
+    g.iter()
+        .enumerate()
+        .fold(0u128, |acc, (i, &x)| acc | ((x as u128) << (112 - 16 * i)))
+}
+
+/// Which delegation a home has on `day` (0: the original one).
+fn home_epoch(h: &HomeV6, day: u32) -> u32 {
+    (day + h.renumber_phase)
+        .checked_div(h.renumber_days)
+        .unwrap_or(0)
+}
+
+/// A temporary (privacy) interface id: random, new every day per device and network (RFC 8981),
+/// never the `::` or `::1`-style low ids a human would configure.
+fn temporary_iid(seed: u64, a: usize, day: u32, device: u64, place: u64) -> u64 {
+    Prng::derive(
+        seed,
+        TAG_V6_IID,
+        a as u64,
+        ((day as u64) << 16) | (device << 4) | place,
+    )
+    .next_u64()
+        | (1 << 62)
+}
+
+/// The IPv6 parts of the world, drawn from their own stream after everything else (see
+/// `TAG_V6_BUILD`): renumbering schedules and devices of IPv6 homes, office /48s and desks, hotel /64s.
+fn add_ipv6(config: &SynthConfig, offices: &mut [Office], actors: &mut [Actor]) {
+    let mut v = Prng::derive(config.seed, TAG_V6_BUILD, 0, 0);
+    for o in offices.iter_mut() {
+        let office_v6 = v.chance(config.ipv6_offices);
+        let site = v.below(0x10000) as u16;
+        if office_v6 {
+            let c = &COUNTRIES[o.country];
+            let [a, b] = geo::isp_v6_32(c, &c.isps[o.isp]);
+            o.ipv6 = Some([a, b, site]);
+        }
+    }
+    for actor in actors.iter_mut() {
+        if let Some(h) = &mut actor.ipv6 {
+            if v.chance(config.ipv6_renumbering) {
+                h.renumber_days = v.range(7, 28) as u32;
+                h.renumber_phase = v.below(h.renumber_days as u64) as u32;
+            }
+            h.devices = v.range(1, 3) as u32;
+        }
+        // Desks sit on a handful of office VLANs.
+        actor.office_subnet = v.range(1, 4) as u16;
+        for t in &mut actor.trips {
+            let hotel_v6 = v.chance(config.ipv6_trips);
+            let (g3, g4) = (v.below(0x10000) as u16, v.below(0x100) as u16);
+            if hotel_v6 {
+                let c = &COUNTRIES[t.country];
+                let [a, b] = geo::isp_v6_32(c, &c.isps[t.isp]);
+                t.ipv6 = Some([a, b, g3, g4 << 8]);
+            }
+        }
+    }
 }
 
 fn aws_id(r: &mut Prng, prefix: &str, total: usize) -> String {
@@ -485,6 +628,7 @@ impl World {
                 isp,
                 net,
                 nat_hosts,
+                ipv6: None,
             });
         }
 
@@ -524,13 +668,17 @@ impl World {
             let home_isp = r.below(COUNTRIES[country].isps.len() as u64) as usize;
             let home = public_net_in(&mut r, COUNTRIES[country].isps[home_isp].net16, &taken);
             taken.insert(home);
+            // Same draws as before IPv6 was modelled (the IPv4 of every world stays put); the
+            // schedule and devices are filled in from their own stream below.
             let ipv6 = r.chance(config.ipv6_users).then(|| {
-                [
-                    0x2a02,
-                    r.below(0x10000) as u16,
-                    r.below(0x10000) as u16,
-                    r.below(0x10000) as u16,
-                ]
+                let (a, b, _) = (r.below(0x10000), r.below(0x10000), r.below(0x10000));
+                HomeV6 {
+                    isp32: geo::isp_v6_32(&COUNTRIES[country], &COUNTRIES[country].isps[home_isp]),
+                    customer: ((a << 8) | (b >> 8)) as u32,
+                    renumber_days: 0,
+                    renumber_phase: 0,
+                    devices: 1,
+                }
             });
             let mut trips = Vec::new();
             if r.chance(config.travellers) {
@@ -551,6 +699,7 @@ impl World {
                         country: dest,
                         isp,
                         net,
+                        ipv6: None,
                     });
                 }
             }
@@ -616,6 +765,7 @@ impl World {
                 home: Some(home),
                 office,
                 ipv6,
+                office_subnet: 0,
                 fixed_ips: Vec::new(),
                 trips,
                 region: region_of(country),
@@ -673,6 +823,7 @@ impl World {
                 home: None,
                 office: None,
                 ipv6: None,
+                office_subnet: 0,
                 fixed_ips,
                 trips: Vec::new(),
                 region,
@@ -682,6 +833,7 @@ impl World {
             });
         }
 
+        add_ipv6(&config, &mut offices, &mut actors);
         let mut world = World {
             config,
             org_id,
@@ -690,9 +842,64 @@ impl World {
             actors,
             offices,
             nets: BTreeMap::new(),
+            nets_v6: BTreeMap::new(),
         };
         world.nets = world.compute_nets();
+        world.nets_v6 = world.compute_nets_v6();
         world
+    }
+
+    fn compute_nets_v6(&self) -> BTreeMap<String, V6Nets> {
+        let mut nets: BTreeMap<String, V6Nets> = BTreeMap::new();
+        for (a, actor) in self.actors.iter().enumerate() {
+            let mut mine = V6Nets::default();
+            if let Some(h) = &actor.ipv6 {
+                mine.isps.insert(h.isp32);
+                let epochs = (0..self.config.days.max(1))
+                    .map(|d| home_epoch(h, d))
+                    .collect::<BTreeSet<_>>();
+                for e in epochs {
+                    let p56 = (self.home_prefix64(a, h, e, 0) >> 8) << 8;
+                    mine.prefixes.insert(((p56 as u128) << 64, 56));
+                }
+            }
+            if let Some(o) = actor.office.map(|o| &self.offices[o]) {
+                if let Some(p) = o.ipv6 {
+                    mine.isps.insert([p[0], p[1]]);
+                    mine.prefixes.insert((groups_to_u128(&p), 48));
+                }
+            }
+            for t in &actor.trips {
+                if let Some(p) = t.ipv6 {
+                    mine.prefixes.insert((groups_to_u128(&p), 64));
+                }
+            }
+            if mine.prefixes.is_empty() {
+                continue;
+            }
+            for u in actor.uses.iter().map(|u| u.identity).chain(actor.root) {
+                let e = nets
+                    .entry(self.identities[u].principal_id.clone())
+                    .or_default();
+                e.prefixes.extend(mine.prefixes.iter().copied());
+                e.isps.extend(mine.isps.iter().copied());
+            }
+        }
+        nets
+    }
+
+    /// The home /64 (top 64 bits) of actor `a` in renumbering epoch `epoch`, on `subnet`.
+    fn home_prefix64(&self, a: usize, h: &HomeV6, epoch: u32, subnet: u8) -> u64 {
+        let customer = if epoch == 0 {
+            h.customer
+        } else {
+            Prng::derive(self.config.seed, TAG_V6_RENUMBER, a as u64, epoch as u64).below(1 << 24)
+                as u32
+        };
+        ((h.isp32[0] as u64) << 48)
+            | ((h.isp32[1] as u64) << 32)
+            | ((customer as u64) << 8)
+            | subnet as u64
     }
 
     fn compute_nets(&self) -> BTreeMap<String, BTreeSet<[u8; 3]>> {
@@ -890,31 +1097,45 @@ impl World {
         let browser = *r.pick(catalog::BROWSER_AGENTS);
         let mut logged_in = false;
 
-        let location = |r: &mut Prng, local: i64| -> (Source, bool) {
+        // IPv6 choices come from their own stream: `r` draws exactly what it drew before IPv6 was
+        // modelled, so the IPv4 of a world does not depend on its IPv6 settings.
+        let mut v6r = Prng::derive(cfg.seed, TAG_V6_DAY, a as u64, day as u64);
+        let v6_addr = |prefix64: u64, device: u64, place: u64| {
+            Ipv6Addr::from(
+                ((prefix64 as u128) << 64) | temporary_iid(cfg.seed, a, day, device, place) as u128,
+            )
+        };
+        let mut location = |r: &mut Prng, local: i64| -> (Source, bool) {
             if let Some(ip) = trip_ip {
+                let hotel = trip.and_then(|t| t.ipv6);
+                if let Some(p) = hotel.filter(|_| v6r.chance(0.5)) {
+                    let p64 = (groups_to_u128(&p) >> 64) as u64;
+                    return (Source::V6(v6_addr(p64, 0, 2)), false);
+                }
                 return (Source::V4(ip), false);
             }
             if office_day && local < 18 * 3600 {
                 let o = office.expect("office day");
+                // Drawn whatever the family, so that `r` stays in step.
                 let h = *r.pick(&o.nat_hosts);
+                if let Some(p) = o.ipv6.filter(|_| v6r.chance(cfg.ipv6_office_share)) {
+                    let p64 = (groups_to_u128(&p) >> 64) as u64 | actor.office_subnet as u64;
+                    return (Source::V6(v6_addr(p64, 0, 1)), false);
+                }
                 return (
                     Source::V4(Ipv4Addr::new(o.net[0], o.net[1], o.net[2], h)),
                     false,
                 );
             }
-            if let Some(p) = actor.ipv6 {
-                if r.chance(0.35) {
-                    let v6 = Ipv6Addr::new(
-                        p[0],
-                        p[1],
-                        p[2],
-                        p[3],
-                        r.below(0x10000) as u16,
-                        r.below(0x10000) as u16,
-                        r.below(0x10000) as u16,
-                        r.below(0x10000) as u16,
-                    );
-                    return (Source::V6(v6), true);
+            if let Some(h) = &actor.ipv6 {
+                if r.chance(cfg.ipv6_home_share) {
+                    let device = r.below(0x10000) % h.devices as u64;
+                    for _ in 0..3 {
+                        r.below(0x10000);
+                    }
+                    let subnet = u8::from(device == 2);
+                    let p64 = self.home_prefix64(a, h, home_epoch(h, day), subnet);
+                    return (Source::V6(v6_addr(p64, device, 0)), true);
                 }
             }
             (Source::V4(home_ip), true)
@@ -1068,6 +1289,137 @@ impl World {
         }
     }
 
+    /// The tuple `prepare cloudtrail --ipv6` derives from the event's record (IPv6 kept), or why
+    /// there is none.
+    pub fn tuple_of_dual(&self, e: &Event) -> Result<(&str, IpAddr), SkipReason> {
+        match e.source {
+            Source::V6(ip) => Ok((self.entity_of(e).ok_or(SkipReason::NoPrincipal)?, ip.into())),
+            _ => self.tuple_of(e).map(|(ent, ip)| (ent, ip.into())),
+        }
+    }
+
+    /// [`World::normal_pairs_in_time_order`] with IPv6 kept, as `prepare cloudtrail --ipv6` writes.
+    pub fn normal_pairs_dual_in_time_order(&self, days: Range<u32>) -> Vec<(String, IpAddr)> {
+        let mut timed: Vec<(i64, usize, String, IpAddr)> = Vec::new();
+        let mut evs = Vec::new();
+        for d in days {
+            for a in 0..self.actors.len() {
+                evs.clear();
+                self.actor_day_events(a, d, &mut evs);
+                timed.extend(evs.iter().filter_map(|e| {
+                    self.tuple_of_dual(e)
+                        .ok()
+                        .map(|(ent, ip)| (e.time, a, ent.to_owned(), ip))
+                }));
+            }
+        }
+        timed.sort_by_key(|t| (t.0, t.1));
+        timed.into_iter().map(|(_, _, e, ip)| (e, ip)).collect()
+    }
+
+    /// The entities whose actors use IPv6 within the configured days, in a stable order.
+    pub fn ipv6_entities(&self) -> Vec<String> {
+        self.nets_v6.keys().cloned().collect()
+    }
+
+    /// Whether `ip` is in one of the IPv6 prefixes the entity uses: any home /56 it is delegated
+    /// within the configured days, its office /48, a hotel /64 of its trips.
+    pub fn is_usual_v6(&self, entity: &str, ip: Ipv6Addr) -> bool {
+        self.nets_v6.get(entity).is_some_and(|n| n.contains(ip))
+    }
+
+    /// `n` IPv6-using entities paired with uniformly random public IPv6 addresses
+    /// ([`geo::is_public_v6`]) outside every prefix they use. `seed` selects the sample.
+    pub fn ipv6_random_pairs(&self, n: usize, seed: u64) -> Vec<(String, Ipv6Addr)> {
+        let entities = self.ipv6_entities();
+        if entities.is_empty() {
+            return Vec::new();
+        }
+        let mut r = Prng::derive(self.config.seed, TAG_ANOMALY, seed, 2);
+        (0..n)
+            .map(|_| {
+                let e = r.pick(&entities).clone();
+                let ip = loop {
+                    let hi = (r.next_u64() >> 3) | (1 << 61);
+                    let ip = Ipv6Addr::from(((hi as u128) << 64) | r.next_u64() as u128);
+                    if geo::is_public_v6(ip) && !self.is_usual_v6(&e, ip) {
+                        break ip;
+                    }
+                };
+                (e, ip)
+            })
+            .collect()
+    }
+
+    /// The hard case: `n` IPv6-using entities paired with an address of their own home or office
+    /// ISP's /32 but another customer's prefix (random bits 32–63 outside every prefix they use,
+    /// random interface id) — stolen keys used from a neighbour on the same ISP, which a
+    /// /32-level history calls familiar. `seed` selects the sample.
+    pub fn ipv6_same_isp_pairs(&self, n: usize, seed: u64) -> Vec<(String, Ipv6Addr)> {
+        // Entities with a home or office ISP (not only hotels).
+        let entities: Vec<&String> = self
+            .nets_v6
+            .iter()
+            .filter(|(_, n)| !n.isps.is_empty())
+            .map(|(e, _)| e)
+            .collect();
+        if entities.is_empty() {
+            return Vec::new();
+        }
+        let mut r = Prng::derive(self.config.seed, TAG_ANOMALY, seed, 3);
+        (0..n)
+            .map(|_| {
+                let e = (*r.pick(&entities)).clone();
+                let isps: Vec<[u16; 2]> = self.nets_v6[&e].isps.iter().copied().collect();
+                let ip = loop {
+                    let [a, b] = *r.pick(&isps);
+                    let hi = ((a as u64) << 48) | ((b as u64) << 32) | (r.next_u64() >> 32);
+                    let ip = Ipv6Addr::from(((hi as u128) << 64) | r.next_u64() as u128);
+                    if !self.is_usual_v6(&e, ip) {
+                        break ip;
+                    }
+                };
+                (e, ip)
+            })
+            .collect()
+    }
+
+    /// `n` IPv6-using entities paired with IPv6 addresses *other* entities use on `days`, outside
+    /// every prefix the entity uses: IPv6's shuffled anomalies. `seed` selects the sample.
+    pub fn ipv6_shuffled_pairs(
+        &self,
+        n: usize,
+        days: Range<u32>,
+        seed: u64,
+    ) -> Vec<(String, Ipv6Addr)> {
+        let entities = self.ipv6_entities();
+        let mut pool: Vec<Ipv6Addr> = self
+            .normal_pairs_dual_in_time_order(days)
+            .into_iter()
+            .filter_map(|(_, ip)| match ip {
+                IpAddr::V6(v6) => Some(v6),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        pool.sort_unstable();
+        pool.dedup();
+        if entities.is_empty() || pool.is_empty() {
+            return Vec::new();
+        }
+        let mut r = Prng::derive(self.config.seed, TAG_ANOMALY, seed, 4);
+        let mut out = Vec::with_capacity(n);
+        let mut tries = 0usize;
+        while out.len() < n && tries < n.saturating_mul(100).max(1000) {
+            tries += 1;
+            let e = r.pick(&entities);
+            let ip = *r.pick(&pool);
+            if !self.is_usual_v6(e, ip) {
+                out.push((e.clone(), ip));
+            }
+        }
+        out
+    }
+
     /// The `(entity, ip)` tuples a CloudTrail preparer produces from the records of `days`: one
     /// per record with a principal id and an IPv4 source, entity normalised per ARCHITECTURE.md.
     /// Order is by day, then actor, then time — not the file order; compare as multisets.
@@ -1083,11 +1435,83 @@ impl World {
         })
     }
 
+    /// What a pair file of the records of `days` holds: per distinct `(entity, ip)`, the number of
+    /// records and the first and last record time (epoch seconds).
+    pub fn expected_pair_history(
+        &self,
+        days: Range<u32>,
+    ) -> BTreeMap<(String, Ipv4Addr), (u64, i64, i64)> {
+        let mut out: BTreeMap<(String, Ipv4Addr), (u64, i64, i64)> = BTreeMap::new();
+        let mut evs = Vec::new();
+        for d in days {
+            for a in 0..self.actors.len() {
+                evs.clear();
+                self.actor_day_events(a, d, &mut evs);
+                for e in &evs {
+                    if let Ok((ent, ip)) = self.tuple_of(e) {
+                        let h = out
+                            .entry((ent.to_owned(), ip))
+                            .or_insert((0, i64::MAX, i64::MIN));
+                        h.0 += 1;
+                        h.1 = h.1.min(e.time);
+                        h.2 = h.2.max(e.time);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// [`World::normal_pairs`] collected and sorted: handy for exact comparisons in tests.
     pub fn expected_tuples(&self, days: Range<u32>) -> Vec<(String, Ipv4Addr)> {
         let mut v: Vec<_> = self.normal_pairs(days).collect();
         v.sort();
         v
+    }
+
+    /// [`World::normal_pairs`] in event-time order (ties by actor), as a preparer reading the trail
+    /// in time order writes them: the order "held back the newest part" is defined on.
+    pub fn normal_pairs_in_time_order(&self, days: Range<u32>) -> Vec<(String, Ipv4Addr)> {
+        let mut timed: Vec<(i64, usize, String, Ipv4Addr)> = Vec::new();
+        for d in days {
+            for a in 0..self.actors.len() {
+                let mut evs = Vec::new();
+                self.actor_day_events(a, d, &mut evs);
+                timed.extend(evs.iter().filter_map(|e| {
+                    self.tuple_of(e)
+                        .ok()
+                        .map(|(ent, ip)| (e.time, a, ent.to_owned(), ip))
+                }));
+            }
+        }
+        timed.sort_by_key(|t| (t.0, t.1));
+        timed.into_iter().map(|(_, _, e, ip)| (e, ip)).collect()
+    }
+
+    /// `n` known entities paired with addresses *other* entities use on `days`, outside every /24
+    /// the entity itself uses — IP Insights' shuffled negatives as evaluation anomalies (a key used
+    /// from a colleague's or another company's network, not from a random corner of the Internet).
+    /// Empty when no such address exists; `seed` selects the sample.
+    pub fn shuffled_pairs(&self, n: usize, days: Range<u32>, seed: u64) -> Vec<(String, Ipv4Addr)> {
+        let entities = self.entities();
+        let mut pool: Vec<Ipv4Addr> = self.normal_pairs(days).map(|(_, ip)| ip).collect();
+        pool.sort_unstable();
+        pool.dedup();
+        if entities.is_empty() || pool.is_empty() {
+            return Vec::new();
+        }
+        let mut r = Prng::derive(self.config.seed, TAG_ANOMALY, seed, 1);
+        let mut out = Vec::with_capacity(n);
+        let mut tries = 0usize;
+        while out.len() < n && tries < n.saturating_mul(100).max(1000) {
+            tries += 1;
+            let e = r.pick(&entities);
+            let ip = *r.pick(&pool);
+            if !self.is_usual(e, ip) {
+                out.push((e.clone(), ip));
+            }
+        }
+        out
     }
 
     /// `n` known entities paired with uniformly random public IPv4 addresses outside every /24

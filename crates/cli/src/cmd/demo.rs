@@ -8,19 +8,23 @@
 //! `ipsight extract` / `ipsight fuse` commands run them, and an HTML report is written.
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use ipsight_formats::PrepareOptions;
+use ipsight_formats::{Ipv6Tuples, PrepareOptions};
+use ipsight_model::hybrid::model_dot;
+use ipsight_model::tuples::read_pair_log;
 use ipsight_model::{
-    eval, read_training_data, train, Hyperparameters, IpEncoderLayout, Malformed, TrainOptions,
+    eval, sidecar_path, train_hybrid, HybridOptions, Hyperparameters, IpEncoderLayout, Malformed,
+    NewPrincipals, TrainOptions,
 };
 use ipsight_synth::guardduty::{generate_findings, write_guardduty_export, FindingsOptions};
 use ipsight_synth::{write_cloudtrail, CloudTrailOptions, SynthConfig, World};
 
 use super::prepare::prepare_cloudtrail_paths;
+use ipsight_formats::cloudtrail::Outputs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -86,38 +90,41 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let r = prepare_cloudtrail_paths(
             std::slice::from_ref(dir),
             false,
-            &PrepareOptions::default(),
+            &keep_ipv6(),
             0,
-            &mut w,
+            Outputs::tuples(&mut w),
         )?;
         w.flush()?;
         anyhow::ensure!(r.failed.is_empty(), "prepare failed: {:?}", r.failed);
         let st = &r.stats;
         eprintln!(
-            "    {} files ({} skipped: digests/Insights) → {} tuples from {} records; no tuple: {} AWS-internal, {} service host, {} IPv6, {} no principal, {} no IP",
+            "    {} files ({} skipped: digests/Insights) → {} tuples ({} IPv6, kept as the preparer Lambda's IPV6=keep) from {} records; no tuple: {} AWS-internal, {} service host, {} no principal, {} no IP",
             r.files,
             r.skipped.len(),
             st.tuples,
+            st.ipv6_tuples,
             st.records,
             st.aws_internal,
             st.service_host,
-            st.ipv6,
             st.no_principal,
             st.missing_ip
         );
         Ok(csv)
     };
-    let train_csv = prep(&history, a.out.join("train.csv"))?;
+    // The tuple CSV (SageMaker's channel format) is written for the built-in algorithm; the local
+    // trainer takes the per-day pair file below, whose time order the hold-back needs.
+    prep(&history, a.out.join("train.csv"))?;
     let recent_csv = prep(&recent, a.out.join("recent.csv"))?;
 
     step(
         3,
         "training the embedded IP Insights model on the history (ipsight train)",
     );
-    let read = |p: &PathBuf| -> anyhow::Result<ipsight_model::TrainingData> {
-        Ok(read_training_data(BufReader::new(std::fs::File::open(p)?), Malformed::Fail)?.0)
-    };
-    let data = read(&train_csv)?;
+    let pairs_path = daily_pair_file(&history, &a.out.join("train-pairs.csv"))?;
+    let (log, _) = read_pair_log(
+        BufReader::new(std::fs::File::open(&pairs_path)?),
+        Malformed::Fail,
+    )?;
     let mut hp = Hyperparameters::new((world.entities().len() as u64 * 4).max(64), 32);
     hp.epochs = 4;
     hp.mini_batch_size = 1000;
@@ -128,26 +135,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         layout: IpEncoderLayout {
             prefix24_buckets: 8192,
             address_buckets: 8192,
+            ipv6_buckets: 4096,
         },
         ..TrainOptions::default()
     };
     let tt = Instant::now();
-    let model = train(&hp, &opts, &data, None, &mut |_| {})?;
+    let (model, detector, summary) = train_hybrid(
+        &hp,
+        &opts,
+        &HybridOptions::default(),
+        &log,
+        None,
+        &mut |_| {},
+    )?;
     let model_path = a.out.join("model.ipsm");
     model.save(&model_path)?;
+    detector.save(sidecar_path(&model_path))?;
     eprintln!(
-        "    {} pairs, {} entities, trained in {:.1} s → {}",
-        data.len(),
+        "    {} pairs, {} entities, trained in {:.1} s → {} (+ baseline sidecar: the newest {} pairs held back to fit the combined score and calibrate it)",
+        log.len(),
         world.entities().len(),
         tt.elapsed().as_secs_f64(),
-        model_path.display()
+        model_path.display(),
+        summary.held_back_pairs
     );
 
     step(
         4,
         "scoring the last 7 days, and the same principals from IP ranges they never use",
     );
-    let recent_pairs: Vec<(String, std::net::Ipv4Addr)> = {
+    let recent_pairs: Vec<(String, IpAddr)> = {
         let text = std::fs::read_to_string(&recent_csv)?;
         text.lines()
             .filter_map(|l| {
@@ -156,37 +173,141 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             })
             .collect()
     };
-    let attacks = world.anomalous_pairs(recent_pairs.len().min(20_000), a.seed ^ 0xa77ac);
-    let ns = model.score_pairs(&recent_pairs);
-    let an = model.score_pairs(&attacks);
+    let recent_v6 = recent_pairs.iter().filter(|(_, ip)| ip.is_ipv6()).count();
+    // As many anomalies as recent pairs (at most 20,000), each family in its share: IPv4 ranges
+    // the principals never use, and random public IPv6 addresses for those that use IPv6.
+    let n_attacks = recent_pairs.len().min(20_000);
+    let n_v6 = n_attacks * recent_v6 / recent_pairs.len().max(1);
+    let attacks: Vec<(String, IpAddr)> = world
+        .anomalous_pairs(n_attacks - n_v6, a.seed ^ 0xa77ac)
+        .into_iter()
+        .map(|(e, ip)| (e, IpAddr::V4(ip)))
+        .chain(
+            world
+                .ipv6_random_pairs(n_v6, a.seed ^ 0xa77ac)
+                .into_iter()
+                .map(|(e, ip)| (e, IpAddr::V6(ip))),
+        )
+        .collect();
+    let judge = |pairs: &[(String, IpAddr)]| -> Vec<ipsight_model::Verdict> {
+        pairs
+            .iter()
+            .map(|(e, ip)| {
+                let dot = model_dot(&model, e, *ip).expect("the model has IPv6 rows");
+                detector.judge(e, *ip, dot, NewPrincipals::Alert)
+            })
+            .collect()
+    };
+    let (nv, av) = (judge(&recent_pairs), judge(&attacks));
+    let ns: Vec<f32> = nv.iter().map(|v| v.dot_product).collect();
+    let an: Vec<f32> = av.iter().map(|v| v.dot_product).collect();
+    // The combined score's AUC; a new principal (alerting by default) is the least normal.
+    let combined = |v: &[ipsight_model::Verdict]| -> Vec<f32> {
+        v.iter()
+            .map(|v| {
+                if v.history == ipsight_model::History::NewPrincipal {
+                    f32::NEG_INFINITY
+                } else {
+                    v.combined as f32
+                }
+            })
+            .collect()
+    };
     let auc = eval::auc(&ns, &an);
-    let threshold = model.threshold_for_fpr(0.01);
-    let m = eval::metrics_at(&ns, &an, threshold);
+    let auc_combined = eval::auc(&combined(&nv), &combined(&av));
+    // The plot's line: the dot product below which 1% of held-back recent activity falls.
+    let threshold = detector.embedding_calibration.threshold_for_fpr(0.01);
+    let unusual = |v: &[ipsight_model::Verdict]| -> Vec<f64> {
+        v.iter().map(|v| v.unusual_percentile).collect()
+    };
+    let old: Vec<f64> = ns.iter().map(|&s| 100.0 - model.percentile(s)).collect();
+    let flagged = eval::flagged_share(&unusual(&nv), 0.01);
+    let recall = eval::flagged_share(&unusual(&av), 0.01);
     println!();
     println!(
         "ipsight demo — {} principals, {} days of history, 7 recent days",
         world.entities().len(),
         train_days
     );
-    println!("  recent normal activity scored : {}", ns.len());
-    println!("  anomalous <principal, IP> pairs: {}", an.len());
-    println!("  AUC (normal vs anomalous)      : {auc:.4}");
     println!(
-        "  alert threshold (1% of known activity is less normal): dot_product < {threshold:.3} → recall {:.3}, false-positive rate on recent normal activity {:.4}",
-        m.recall, m.false_positive_rate
+        "  recent normal activity scored : {} ({recent_v6} IPv6)",
+        ns.len()
     );
-    let mut worst: Vec<(f32, &String, &std::net::Ipv4Addr)> = an
-        .iter()
-        .zip(&attacks)
-        .map(|(s, (e, ip))| (*s, e, ip))
-        .collect();
-    worst.sort_by(|x, y| x.0.total_cmp(&y.0));
-    println!("  most unusual pairs:");
-    for (s, e, ip) in worst.iter().take(5) {
+    println!(
+        "  anomalous <principal, IP> pairs: {} ({n_v6} IPv6)",
+        an.len()
+    );
+    println!(
+        "  AUC (normal vs anomalous)      : {auc_combined:.4} combined (embedding alone {auc:.4})"
+    );
+    if recent_v6 > 0 && n_v6 > 0 {
+        let v6 = |pairs: &[(String, IpAddr)],
+                  v: &[ipsight_model::Verdict]|
+         -> Vec<ipsight_model::Verdict> {
+            pairs
+                .iter()
+                .zip(v)
+                .filter(|((_, ip), _)| ip.is_ipv6())
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        let (n6, a6) = (v6(&recent_pairs, &nv), v6(&attacks, &av));
+        let dots = |v: &[ipsight_model::Verdict]| -> Vec<f32> {
+            v.iter().map(|v| v.dot_product).collect()
+        };
         println!(
-            "    {e:<24} {ip:<16} dot_product {s:>8.3}  less normal than {:.2}% of known activity",
-            100.0 - model.percentile(*s)
+            "  IPv6 pairs alone               : AUC {:.4} combined (embedding alone {:.4}); a 1% budget flags {:.2}% of them and {:.1}% of the IPv6 anomalies",
+            eval::auc(&combined(&n6), &combined(&a6)),
+            eval::auc(&dots(&n6), &dots(&a6)),
+            eval::flagged_share(&unusual(&n6), 0.01) * 100.0,
+            eval::flagged_share(&unusual(&a6), 0.01) * 100.0
         );
+    }
+    println!(
+        "  alert budget 1% (unusual_percentile ≥ 99): flags {:.2}% of the recent normal activity and {:.1}% of the anomalous pairs; \
+         percentiles calibrated on held-back recent pairs (the old calibration on training pairs would flag {:.2}%)",
+        flagged * 100.0,
+        recall * 100.0,
+        eval::flagged_share(&old, 0.01) * 100.0
+    );
+    let mut worst: Vec<usize> = (0..attacks.len()).collect();
+    worst.sort_by(|&x, &y| {
+        av[y]
+            .unusual_percentile
+            .total_cmp(&av[x].unusual_percentile)
+            .then(av[x].combined.total_cmp(&av[y].combined))
+    });
+    println!("  most unusual pairs, and why:");
+    // The five least normal, and the least normal IPv6 one if none of those is.
+    let mut shown: Vec<usize> = worst.iter().take(5).copied().collect();
+    if !shown.iter().any(|&i| attacks[i].1.is_ipv6()) {
+        shown.extend(worst.iter().find(|&&i| attacks[i].1.is_ipv6()));
+    }
+    for i in shown {
+        let (e, ip) = &attacks[i];
+        println!(
+            "    {e:<24} {:<16} {}",
+            ip.to_string(),
+            detector.explain(e, *ip, &av[i])
+        );
+    }
+    if let Some(i) =
+        (0..recent_pairs.len()).find(|&i| nv[i].history == ipsight_model::History::Prefix24)
+    {
+        let (e, ip) = &recent_pairs[i];
+        println!("  and a normal pair from a known /24:");
+        println!(
+            "    {e:<24} {:<16} {}",
+            ip.to_string(),
+            detector.explain(e, *ip, &nv[i])
+        );
+    }
+    if let Some(i) =
+        (0..recent_pairs.len()).find(|&i| nv[i].history == ipsight_model::History::Prefix64)
+    {
+        let (e, ip) = &recent_pairs[i];
+        println!("  and a normal IPv6 pair from a known /64 (a new privacy address at home):");
+        println!("    {e:<24} {ip} {}", detector.explain(e, *ip, &nv[i]));
     }
 
     step(
@@ -350,7 +471,7 @@ ranked by the fused risk (GuardDuty severity combined with IP Insights unusualne
 Ground truth from the generator: attack rows are shaded.</p>
 <h2>Score distributions</h2>
 <p>IP Insights <code>dot_product</code> of the last 7 days' real activity ({n} pairs) and of the same principals from IP ranges they never use ({m} pairs); AUC {auc:.4}.
-The line is the threshold that flags 1% of known (training) activity.</p>
+The line is the dot product below which 1% of held-back recent activity falls (the embedding's alert budget of 1%).</p>
 {svg}
 <h2>Ranked rows</h2>
 <table><tr><th>rank</th><th>risk</th><th>entity</th><th>ip</th><th>severity</th><th>unusual %</th><th>finding types</th><th>truth</th><th>explanation</th></tr>
@@ -360,4 +481,63 @@ The line is the threshold that flags 1% of known (training) activity.</p>
         m = anomalous.len(),
         svg = super::evaluate::distribution_svg(normal, anomalous, threshold),
     )
+}
+
+/// The preparer's rules as the Lambda runs them by default (`IPV6=keep`, as `--ipv6`): IPv6
+/// callers become tuples and pairs, trained and scored by ipsight's own model.
+fn keep_ipv6() -> PrepareOptions {
+    PrepareOptions {
+        ipv6: Ipv6Tuples::Keep,
+        ..PrepareOptions::default()
+    }
+}
+
+/// The history as a per-day pair file (one line per pair and day, as `ipsight prepare --pairs` run
+/// once a day writes), oldest day first. The trainer holds back the newest part in time order: the
+/// tuple CSV is in file order (account, region, then date), where "newest" would mean "the last
+/// account's principals".
+fn daily_pair_file(bucket: &std::path::Path, out: &std::path::Path) -> anyhow::Result<PathBuf> {
+    fn day_dirs(
+        dir: &std::path::Path,
+        into: &mut std::collections::BTreeMap<String, Vec<PathBuf>>,
+    ) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if !p.is_dir() {
+                continue;
+            }
+            let parts: Vec<String> = p
+                .components()
+                .rev()
+                .take(3)
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            let numeric = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+            if parts.len() == 3
+                && numeric(&parts[0], 2)
+                && numeric(&parts[1], 2)
+                && numeric(&parts[2], 4)
+            {
+                let date = format!("{}/{}/{}", parts[2], parts[1], parts[0]);
+                into.entry(date).or_default().push(p);
+            } else {
+                day_dirs(&p, into)?;
+            }
+        }
+        Ok(())
+    }
+    let mut days = std::collections::BTreeMap::new();
+    day_dirs(bucket, &mut days)?;
+    let mut w = BufWriter::new(std::fs::File::create(out)?);
+    writeln!(w, "{}", ipsight_formats::pairs::PAIR_HEADER)?;
+    for dirs in days.values() {
+        let mut agg = ipsight_formats::pairs::PairAggregate::new();
+        let r = prepare_cloudtrail_paths(dirs, false, &keep_ipv6(), 0, Outputs::pairs(&mut agg))?;
+        anyhow::ensure!(r.failed.is_empty(), "prepare failed: {:?}", r.failed);
+        for (e, ip, h) in agg.sorted() {
+            ipsight_formats::pairs::write_pair_line(&mut w, e, ip, h)?;
+        }
+    }
+    w.flush()?;
+    Ok(out.to_owned())
 }

@@ -2,19 +2,39 @@
 //! plot of both score distributions with the threshold marked.
 use std::fs::File;
 use std::io::BufReader;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use ipsight_model::{eval, read_pairs, Malformed, Model};
+use ipsight_model::{eval, read_pairs, History, Malformed, Model, NewPrincipals};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Model file written by `ipsight train`
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "worlds")]
+    model: Option<PathBuf>,
+    /// Instead of a model: train on the project's synthetic worlds (dense = 14 days, sparse = 1 day,
+    /// dual-stack = 14 days of IPv4 and IPv6) as `ipsight train` does with no flags, and report
+    /// embedding, lookup and combined side by side (AUC, recall at 0.1/1/5% FPR) against
+    /// random-address and other-principals'-address anomalies (IPv6 also: the principal's own ISP
+    /// /32 but another customer's prefix), and how much of the later days' normal activity each
+    /// alert budget flags
+    #[arg(long, conflicts_with_all = ["model", "normal", "labels"])]
+    worlds: bool,
+    /// Only these worlds (with --worlds; default all)
+    #[arg(long = "world", value_parser = ["dense", "sparse", "dual-stack"], requires = "worlds")]
+    only: Vec<String>,
+    /// People in each synthetic world (with --worlds)
+    #[arg(long, default_value_t = 200, requires = "worlds")]
+    users: u32,
+    /// Seed of the synthetic worlds and of training (with --worlds)
+    #[arg(long, default_value_t = 11, requires = "worlds")]
+    seed: u64,
+    /// Worker threads for training (with --worlds; default all cores)
+    #[arg(long, requires = "worlds")]
+    threads: Option<usize>,
     /// Tuple CSV of known-normal pairs (e.g. later days of real activity)
-    #[arg(long, requires = "anomalous", required_unless_present = "labels")]
+    #[arg(long, requires = "anomalous", required_unless_present_any = ["labels", "worlds"])]
     normal: Option<PathBuf>,
     /// Tuple CSV of anomalous pairs (e.g. the same entities from random IPs)
     #[arg(long, requires = "normal")]
@@ -39,9 +59,13 @@ pub struct Args {
     /// Skip malformed lines instead of failing
     #[arg(long)]
     skip_malformed: bool,
+    /// Baseline sidecar (default: the model's path with extension .ipsb). When present, the
+    /// embedding, the history lookup and the combined score are reported side by side
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
-fn read(path: &Path, skip: bool) -> anyhow::Result<Vec<(String, Ipv4Addr)>> {
+fn read(path: &Path, skip: bool) -> anyhow::Result<Vec<(String, IpAddr)>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mode = if skip {
         Malformed::Skip
@@ -76,16 +100,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.alert_min_percentile
         );
     }
-    let model = Model::load(&args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    if args.worlds {
+        let wanted = |name: &str| {
+            args.only.is_empty() || args.only.iter().any(|o| name.starts_with(o.as_str()))
+        };
+        let results: Vec<_> = super::worlds::WORLDS
+            .iter()
+            .filter(|w| wanted(w.name))
+            .map(|w| {
+                eprintln!("training and scoring the {} world…", w.name);
+                super::worlds::run_world(w, args.users, args.seed, args.threads)
+            })
+            .collect();
+        if !results.is_empty() {
+            print!("{}", super::worlds::render(&results));
+        }
+        if wanted(super::worlds_ipv6::NAME) {
+            eprintln!(
+                "training and scoring the {} world…",
+                super::worlds_ipv6::NAME
+            );
+            let r = super::worlds_ipv6::run(args.users, args.seed, args.threads);
+            print!("\n{}", super::worlds_ipv6::render(&r));
+        }
+        return Ok(());
+    }
+    let model_path = args
+        .model
+        .as_ref()
+        .expect("clap requires --model without --worlds");
+    let model = Model::load(model_path)
+        .with_context(|| format!("loading model {}", model_path.display()))?;
     if let Some(loc) = &args.labels {
         labelled(&model, loc, &args)?;
     }
     let (Some(normal), Some(anomalous)) = (&args.normal, &args.anomalous) else {
         return Ok(());
     };
-    let normal = model.score_pairs(&read(normal, args.skip_malformed)?);
-    let anomalous = model.score_pairs(&read(anomalous, args.skip_malformed)?);
+    let normal_pairs = read(normal, args.skip_malformed)?;
+    let anomalous_pairs = read(anomalous, args.skip_malformed)?;
+    let normal = model.score_ip_pairs(&normal_pairs)?;
+    let anomalous = model.score_ip_pairs(&anomalous_pairs)?;
     let auc = eval::auc(&normal, &anomalous);
     let threshold = eval::threshold_for_fpr(&normal, args.target_fpr);
     let m = eval::metrics_at(&normal, &anomalous, threshold);
@@ -112,12 +167,163 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         mc.recall,
         mc.false_positive_rate
     );
+    hybrid(
+        &model,
+        model_path,
+        args.baseline.as_ref(),
+        &normal_pairs,
+        &normal,
+        &anomalous_pairs,
+        &anomalous,
+    )?;
+    by_family(
+        &normal_pairs,
+        &normal,
+        &anomalous_pairs,
+        &anomalous,
+        args.target_fpr,
+    );
     if let Some(path) = &args.plot {
         plot(path, &normal, &anomalous, threshold)
             .with_context(|| format!("writing plot {}", path.display()))?;
         println!("plot written to {}", path.display());
     }
     Ok(())
+}
+
+/// With the model's baseline sidecar: the embedding alone, the history lookup alone ("the longest
+/// prefix this principal used before") and the combined score side by side on the same pairs (AUC,
+/// recall at 0.1/1/5% false positives, each threshold taken on the normal pairs), and how much of
+/// the normal pairs each alert budget flags through the sidecar's calibrated percentiles. Pairs of
+/// principals absent from the baseline are counted apart: their result is a policy
+/// (`--new-principals`), not a score.
+fn hybrid(
+    model: &Model,
+    model_path: &Path,
+    explicit: Option<&PathBuf>,
+    normal_pairs: &[(String, IpAddr)],
+    normal: &[f32],
+    anomalous_pairs: &[(String, IpAddr)],
+    anomalous: &[f32],
+) -> anyhow::Result<()> {
+    let default = ipsight_model::sidecar_path(model_path);
+    if explicit.is_none() && !default.exists() {
+        println!(
+            "no baseline sidecar ({}): embedding only",
+            default.display()
+        );
+        return Ok(());
+    }
+    let det = super::score::load_detector(model, model_path, explicit)?;
+    let judge = |pairs: &[(String, IpAddr)], dots: &[f32]| {
+        let mut out = HybridScores::default();
+        for ((e, ip), &d) in pairs.iter().zip(dots) {
+            let v = det.judge(e, *ip, d, NewPrincipals::Alert);
+            if v.history == History::NewPrincipal {
+                out.new_principals += 1;
+                continue;
+            }
+            out.embedding.push(d);
+            out.lookup.push(v.history.lookup_score());
+            out.combined.push(v.combined as f32);
+            out.unusual.push(v.unusual_percentile);
+            out.embedding_unusual.push(v.embedding_percentile);
+        }
+        out
+    };
+    let n = judge(normal_pairs, normal);
+    let a = judge(anomalous_pairs, anomalous);
+    println!(
+        "side by side on pairs of principals in the baseline ({} normal, {} anomalous; {} normal and {} anomalous pairs of new principals left out):",
+        n.embedding.len(),
+        a.embedding.len(),
+        n.new_principals,
+        a.new_principals
+    );
+    println!("| detector | AUC | recall at 0.1% FPR | at 1% FPR | at 5% FPR |");
+    println!("|---|---|---|---|---|");
+    for (name, ns, as_) in [
+        ("embedding", &n.embedding, &a.embedding),
+        ("lookup", &n.lookup, &a.lookup),
+        ("combined", &n.combined, &a.combined),
+    ] {
+        let q = eval::quality(ns, as_);
+        println!(
+            "| {name} | {:.4} | {:.3} | {:.3} | {:.3} |",
+            q.auc, q.recall[0], q.recall[1], q.recall[2]
+        );
+    }
+    println!(
+        "| alert budget | normal pairs flagged: combined | embedding (held-back calibration) |"
+    );
+    println!("|---|---|---|");
+    for b in eval::REPORT_FPRS {
+        println!(
+            "| {:.1}% | {:.2}% | {:.2}% |",
+            b * 100.0,
+            eval::flagged_share(&n.unusual, b) * 100.0,
+            eval::flagged_share(&n.embedding_unusual, b) * 100.0
+        );
+    }
+    if let Some(caveat) = det.calibration_caveat() {
+        println!("note: {caveat}");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct HybridScores {
+    embedding: Vec<f32>,
+    lookup: Vec<f32>,
+    combined: Vec<f32>,
+    unusual: Vec<f64>,
+    embedding_unusual: Vec<f64>,
+    new_principals: usize,
+}
+
+/// With both families in the data: AUC and recall at the false-positive budget for IPv4 and IPv6
+/// pairs apart (each family's threshold set on its own normal pairs).
+fn by_family(
+    normal_pairs: &[(String, IpAddr)],
+    normal: &[f32],
+    anomalous_pairs: &[(String, IpAddr)],
+    anomalous: &[f32],
+    target_fpr: f64,
+) {
+    let pick = |pairs: &[(String, IpAddr)], scores: &[f32], v6: bool| -> Vec<f32> {
+        pairs
+            .iter()
+            .zip(scores)
+            .filter(|((_, ip), _)| ip.is_ipv6() == v6)
+            .map(|(_, &s)| s)
+            .collect()
+    };
+    let families = [false, true].map(|v6| {
+        (
+            v6,
+            pick(normal_pairs, normal, v6),
+            pick(anomalous_pairs, anomalous, v6),
+        )
+    });
+    if families
+        .iter()
+        .any(|(_, n, a)| n.is_empty() && a.is_empty())
+    {
+        return;
+    }
+    for (v6, n, a) in &families {
+        let t = eval::threshold_for_fpr(n, target_fpr);
+        let m = eval::metrics_at(n, a, t);
+        println!(
+            "{}: normal {}, anomalous {}, AUC {:.6}, recall {:.4} at {:.2}% false positives",
+            if *v6 { "IPv6 pairs" } else { "IPv4 pairs" },
+            n.len(),
+            a.len(),
+            eval::auc(n, a),
+            m.recall,
+            target_fpr * 100.0
+        );
+    }
 }
 
 /// The alert threshold the analysts' decisions call for (ipsight_retrain::threshold).
@@ -127,7 +333,7 @@ fn labelled(model: &Model, location: &str, args: &Args) -> anyhow::Result<()> {
         .labels_at
         .clone()
         .unwrap_or_else(super::label::now_rfc3339);
-    let at = ipsight_formats::labels::epoch_seconds(&at_text)
+    let at = ipsight_core::time::epoch_seconds(&at_text)
         .with_context(|| format!("--labels-at {at_text:?}: expected YYYY-MM-DD or RFC 3339"))?;
     let Some(t) =
         ipsight_retrain::threshold_from_labels(model, &labels, at, args.alert_min_percentile)

@@ -15,7 +15,8 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Source {
     /// GuardDuty findings: single findings, EventBridge events, JSON arrays, `get-findings` output,
-    /// S3 export `.jsonl(.gz)` files, or directories holding any of them
+    /// S3 export `.jsonl(.gz)` files, Security Hub (ASFF) `get-findings` output and "Security Hub
+    /// Findings - Imported" events, or directories holding any of them
     Guardduty(GuardDutyArgs),
 }
 
@@ -134,7 +135,12 @@ fn guardduty(a: GuardDutyArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &a.output {
         for r in &records {
-            let (rec_key, tuples_key) = r.output_keys("");
+            let (rec_key, tuples_key) = ipsight_core::keys::finding_output_keys(
+                "",
+                &r.account_id,
+                &r.region,
+                &r.finding_id,
+            );
             let mut body = serde_json::to_vec(r)?;
             body.push(b'\n');
             write_atomically(&dir.join(rec_key), &body)?;

@@ -7,14 +7,16 @@
 //!   Lambdas' `LABELS_PREFIX` layout: append-only without read-modify-write, so concurrent analysts
 //!   never lose each other's decision, and a retried `add` rewrites the same key.
 use std::io::{BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use ipsight_aws::{load_labels, LabelSource, ObjectRef, ObjectStore, S3Store};
-use ipsight_formats::labels::{
-    epoch_seconds, object_key, read_labels, Cidr, Label, LabelSet, Verdict,
-};
+use ipsight_aws::S3Store;
+use ipsight_core::labels::{Cidr, Label, LabelSet, Verdict};
+use ipsight_core::time::epoch_seconds;
+use ipsight_formats::labels::read_labels;
+use ipsight_ports::object_key;
+use ipsight_ports::{load_labels, LabelSource, ObjectRef, ObjectStore};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,10 +38,10 @@ struct AddArgs {
     /// The principal as ipsight scores it (AssumedRole sessions are cut, as in the tuples)
     #[arg(long)]
     entity: String,
-    /// One address
-    #[arg(long)]
-    ip: Option<Ipv4Addr>,
-    /// A range of addresses (e.g. a user's home ISP /24)
+    /// One address, IPv4 or IPv6 (kept in RFC 5952 text; `::ffff:a.b.c.d` is the IPv4 host)
+    #[arg(long, value_parser = source_ip)]
+    ip: Option<IpAddr>,
+    /// A range of addresses (e.g. a user's home ISP /24, or its IPv6 /56)
     #[arg(long)]
     cidr: Option<String>,
     /// false-positive (normal: suppress, and teach the model) or true-positive (keep on top)
@@ -77,18 +79,7 @@ struct ListArgs {
 
 /// Now, RFC 3339 UTC, second precision.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (y, m, d) = ipsight_synth::time::civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    ipsight_core::time::rfc3339(ipsight_core::time::now_secs())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -129,7 +120,7 @@ pub fn append(location: &str, label: &Label) -> anyhow::Result<String> {
         match LabelSource::from_vars(Some(location), None, "")? {
             Some(LabelSource::Prefix { bucket, prefix }) => {
                 let obj = ObjectRef::new(bucket, object_key(&prefix, label));
-                let body = format!("{}\n", label.to_line());
+                let body = format!("{}\n", ipsight_formats::labels::to_line(label));
                 runtime()?.block_on(async {
                     s3_store()
                         .await
@@ -151,16 +142,23 @@ pub fn append(location: &str, label: &Label) -> anyhow::Result<String> {
         .open(location)
         .with_context(|| format!("opening labels {location}"))?;
     // One write of the whole line: O_APPEND keeps concurrent appenders' lines whole.
-    f.write_all(format!("{}\n", label.to_line()).as_bytes())?;
+    f.write_all(format!("{}\n", ipsight_formats::labels::to_line(label)).as_bytes())?;
     f.sync_all()?;
     Ok(location.to_owned())
+}
+
+/// `--ip` as the tuple contract reads a source address (one rule: zones, brackets, multicast refused).
+fn source_ip(s: &str) -> Result<IpAddr, String> {
+    ipsight_formats::ip::classify_ip(s)
+        .address()
+        .ok_or_else(|| format!("{s:?} is not an IPv4 or IPv6 address a request can come from"))
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.command {
         Command::Add(a) => {
             let cidr: Option<Cidr> = a.cidr.as_deref().map(str::parse).transpose()?;
-            let label = Label {
+            let label = ipsight_formats::labels::validated(Label {
                 entity: a.entity,
                 ip: a.ip,
                 cidr,
@@ -169,11 +167,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 when: a.when.unwrap_or_else(now_rfc3339),
                 why: a.why,
                 expires: a.expires,
-            }
-            .validated()?;
+            })?;
             let at = append(&a.labels, &label)?;
             eprintln!("{} → {at}", label.describe());
-            println!("{}", label.to_line());
+            println!("{}", ipsight_formats::labels::to_line(&label));
         }
         Command::List(a) => {
             let set = load(&a.labels)?;
@@ -183,7 +180,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let current = set.current();
             if a.json {
                 for l in current {
-                    println!("{}", l.to_line());
+                    println!("{}", ipsight_formats::labels::to_line(l));
                 }
                 return Ok(());
             }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use ipsight_formats::cloudtrail::Workspace;
-use ipsight_formats::keys::{cloudtrail_key, SkipReason};
-use ipsight_formats::{prepare_cloudtrail, PrepareOptions, PrepareStats};
+use ipsight_core::keys::{cloudtrail_key, SkipReason};
+use ipsight_formats::cloudtrail::{prepare_cloudtrail_to, Outputs, Workspace};
+use ipsight_formats::pairs::PairAggregate;
+use ipsight_formats::{Ipv6Tuples, PrepareOptions, PrepareStats};
 use rayon::prelude::*;
 
 #[derive(clap::Args)]
@@ -21,20 +22,25 @@ pub struct Args {
 enum Source {
     /// CloudTrail log files (.json.gz or .json) or directories holding a CloudTrail bucket tree
     Cloudtrail(CloudTrailArgs),
-    /// OCSF events: Amazon Security Lake Parquet objects (.gz.parquet) or OCSF JSON lines
-    /// (.jsonl[.gz], .json[.gz]), files or directories; same readers and mapping as ipcheck
+    /// OCSF events: Amazon Security Lake Parquet objects (.gz.parquet), OCSF JSON lines or JSON
+    /// documents (one event or an array, pretty-printed or not; .jsonl[.gz], .json[.gz]), files or
+    /// directories; same readers and mapping as ipcheck
     Ocsf(OcsfArgs),
 }
 
 #[derive(clap::Args)]
 pub struct OcsfArgs {
-    /// Files (Parquet recognised by its magic bytes, anything else read as JSON lines) or directories
+    /// Files (Parquet recognised by its magic bytes, anything else read as OCSF JSON) or directories
     /// (walked for .parquet, .jsonl, .jsonl.gz, .json, .json.gz).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Write the tuple CSV here instead of stdout (written to a temporary file, renamed on success).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Write the pair file here (`entity,ip,events,first_seen,last_seen`: one line per distinct
+    /// pair over all inputs). Without -o, no tuple CSV is written.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
     /// Entity field paths for non-actor classes, comma-separated, first present wins
     /// (default src_endpoint.instance_uid).
     #[arg(long, env = "OCSF_ENTITY")]
@@ -52,7 +58,17 @@ pub struct OcsfArgs {
     /// Only these classes yield tuples, e.g. 4001,4003 (default all).
     #[arg(long, env = "OCSF_CLASSES")]
     classes: Option<String>,
-    /// Cap on the uncompressed bytes of one JSON-lines file (gzip-bomb guard).
+    /// What the actor entity is: principal, principal+event_source, user_agent_family, arn,
+    /// instance_id (the definition `prepare cloudtrail --entity` and the model use; default
+    /// principal).
+    #[arg(long, env = "ENTITY")]
+    entity_kind: Option<String>,
+    /// Keep IPv6 tuples and pairs (canonical RFC 5952 text) beside the IPv4 ones. Without it they
+    /// are set aside and counted (`ipv6`), so the output stays fit for SageMaker's IPv4-only
+    /// training channel; ipsight's own model (`ipsight train`) takes them.
+    #[arg(long)]
+    ipv6: bool,
+    /// Cap on the uncompressed bytes of one JSON file (gzip-bomb guard).
     #[arg(long, default_value_t = ipsight_formats::ocsf::JsonLimits::default().max_uncompressed_bytes)]
     max_uncompressed_bytes: u64,
 }
@@ -66,6 +82,15 @@ pub struct CloudTrailArgs {
     /// Write the tuple CSV here instead of stdout (written to a temporary file, renamed on success).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Write the pair file here (`entity,ip,events,first_seen,last_seen`: one line per distinct
+    /// pair over all inputs, first/last = the records' eventTime). Without -o, no tuple CSV is written.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
+    /// Keep IPv6 tuples and pairs (canonical RFC 5952 text) beside the IPv4 ones. Without it they
+    /// are set aside and counted (`ipv6`), so the output stays fit for SageMaker's IPv4-only
+    /// training channel; ipsight's own model (`ipsight train`) takes them.
+    #[arg(long)]
+    ipv6: bool,
     /// Cap on the uncompressed bytes of one file (gzip-bomb guard).
     #[arg(long, default_value_t = PrepareOptions::default().max_uncompressed_bytes)]
     max_uncompressed_bytes: u64,
@@ -189,20 +214,30 @@ thread_local! {
     static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::new());
 }
 
+/// One file's tuple CSV (when `tuples`) and pairs (when `pairs`).
+type FileOutput = (Vec<u8>, Option<PairAggregate>, PrepareStats);
+
 fn prepare_file(
     path: &Path,
     size: u64,
     opts: &PrepareOptions,
-) -> Result<(Vec<u8>, PrepareStats), String> {
+    tuples: bool,
+    pairs: bool,
+) -> Result<FileOutput, String> {
     let f = File::open(path).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
+    let mut agg = pairs.then(PairAggregate::new);
+    let outputs = Outputs {
+        tuples: tuples.then_some(&mut out),
+        pairs: agg.as_mut(),
+    };
     let st = if size <= WHOLE_FILE_MAX {
-        WORKSPACE.with_borrow_mut(|ws| ws.prepare_whole(f, size, &mut out, opts))
+        WORKSPACE.with_borrow_mut(|ws| ws.prepare_whole_to(f, size, outputs, opts))
     } else {
-        prepare_cloudtrail(BufReader::with_capacity(64 << 10, f), &mut out, opts)
+        prepare_cloudtrail_to(BufReader::with_capacity(64 << 10, f), outputs, opts)
     }
     .map_err(|e| e.to_string())?;
-    Ok((out, st))
+    Ok((out, agg, st))
 }
 
 /// What a prepare run did.
@@ -214,14 +249,14 @@ pub struct PrepareReport {
     pub seconds: f64,
 }
 
-/// Prepare every CloudTrail file under `paths` into `out`, in a deterministic order, using all
-/// `threads` (0 = all cores). Failed files are reported, not written.
-pub fn prepare_cloudtrail_paths(
+/// Prepare every CloudTrail file under `paths` into `outputs`, in a deterministic order, using all
+/// `threads` (0 = all cores). Failed files are reported, and neither written nor aggregated.
+pub fn prepare_cloudtrail_paths<W: Write>(
     paths: &[PathBuf],
     any_name: bool,
     opts: &PrepareOptions,
     threads: usize,
-    out: &mut impl Write,
+    mut outputs: Outputs<'_, W>,
 ) -> anyhow::Result<PrepareReport> {
     let started = Instant::now();
     let (files, skipped) = collect_cloudtrail_files(paths, any_name)?;
@@ -245,9 +280,10 @@ pub fn prepare_cloudtrail_paths(
     let mut failed = Vec::new();
     if files.len() == 1 {
         // One (possibly huge) file: stream straight to the output, memory stays flat.
+        // (A failed file fails the whole run, so what it left in the outputs is never published.)
         let f = &files[0].0;
         let r = File::open(f).map_err(|e| e.to_string()).and_then(|fh| {
-            prepare_cloudtrail(BufReader::with_capacity(64 << 10, fh), out, opts)
+            prepare_cloudtrail_to(BufReader::with_capacity(64 << 10, fh), outputs, opts)
                 .map_err(|e| e.to_string())
         });
         match r {
@@ -257,18 +293,24 @@ pub fn prepare_cloudtrail_paths(
     } else {
         // Files are processed in parallel in windows and written in order, so the output is
         // deterministic and only a window's worth of tuples is held in memory.
+        let (tuples, pairs) = (outputs.tuples.is_some(), outputs.pairs.is_some());
         for window in files.chunks(pool.current_num_threads() * 64) {
             let results: Vec<_> = pool.install(|| {
                 window
                     .par_iter()
-                    .map(|(f, size)| (f, *size, prepare_file(f, *size, opts)))
+                    .map(|(f, size)| (f, *size, prepare_file(f, *size, opts, tuples, pairs)))
                     .collect()
             });
             for (f, size, r) in results {
                 bar.inc(size);
                 match r {
-                    Ok((csv, st)) => {
-                        out.write_all(&csv)?;
+                    Ok((csv, agg, st)) => {
+                        if let Some(out) = outputs.tuples.as_deref_mut() {
+                            out.write_all(&csv)?;
+                        }
+                        if let (Some(into), Some(agg)) = (outputs.pairs.as_deref_mut(), agg) {
+                            into.merge(&agg);
+                        }
                         total.add(&st);
                     }
                     Err(e) => failed.push(format!("{}: {e}", f.display())),
@@ -286,29 +328,116 @@ pub fn prepare_cloudtrail_paths(
     })
 }
 
+/// An output file written to a temporary file beside it and renamed only on success (no half
+/// outputs); without a path, stdout.
+struct Destination {
+    tmp: Option<(tempfile::NamedTempFile, PathBuf)>,
+}
+
+impl Destination {
+    /// The destination and a buffered writer into it.
+    fn create(path: Option<&Path>) -> anyhow::Result<OpenDestination> {
+        let (sink, tmp): (Box<dyn Write>, _) = match path {
+            None => (Box::new(std::io::stdout().lock()), None),
+            Some(p) => {
+                let dir = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let t = tempfile::NamedTempFile::new_in(dir)
+                    .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+                let w = t.reopen()?;
+                (Box::new(w), Some((t, p.to_path_buf())))
+            }
+        };
+        Ok((Self { tmp }, BufWriter::with_capacity(1 << 20, sink)))
+    }
+
+    fn publish(self) -> anyhow::Result<()> {
+        if let Some((t, dest)) = self.tmp {
+            t.persist(&dest)
+                .with_context(|| format!("writing {}", dest.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A destination and the buffered writer into it.
+type OpenDestination = (Destination, BufWriter<Box<dyn Write>>);
+
+/// The tuple CSV writer of a run: `-o FILE`, stdout when neither `-o` nor `--pairs` is given, or
+/// none (`--pairs` alone).
+fn tuple_destination(
+    output: Option<&Path>,
+    pairs: Option<&Path>,
+) -> anyhow::Result<Option<OpenDestination>> {
+    match (output, pairs) {
+        (None, Some(_)) => Ok(None),
+        (o, _) => Destination::create(o).map(Some),
+    }
+}
+
+/// Finish a run: flush and publish the tuple CSV, write and publish the pair file, and return
+/// what the pair file holds (pairs, bytes) for the summary. Nothing is published if `failed`.
+fn finish_outputs(
+    tuples: Option<OpenDestination>,
+    pairs: Option<(&Path, &PairAggregate)>,
+    failed: usize,
+    files: usize,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let tuples = match tuples {
+        Some((dest, mut w)) => {
+            w.flush()?;
+            drop(w);
+            Some(dest)
+        }
+        None => None,
+    };
+    if failed > 0 {
+        // No half output: the temporary files are dropped, the targets left untouched.
+        anyhow::bail!("{failed} of {files} files failed; no output written");
+    }
+    let mut summary = None;
+    if let Some((path, agg)) = pairs {
+        let (dest, mut w) = Destination::create(Some(path))?;
+        let bytes = agg.write(&mut w)?;
+        drop(w);
+        dest.publish()?;
+        summary = Some(serde_json::json!({
+            "pairs": agg.len(),
+            "events": agg.events(),
+            "bytes": bytes,
+        }));
+    }
+    if let Some(dest) = tuples {
+        dest.publish()?;
+    }
+    Ok(summary)
+}
+
 fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
     let opts = PrepareOptions {
         max_uncompressed_bytes: a.max_uncompressed_bytes,
         entity: a.entity,
+        ipv6: if a.ipv6 {
+            Ipv6Tuples::Keep
+        } else {
+            Ipv6Tuples::SetAside
+        },
         ..Default::default()
     };
-    let (sink, tmp): (Box<dyn Write>, Option<(tempfile::NamedTempFile, PathBuf)>) = match &a.output
-    {
-        None => (Box::new(std::io::stdout().lock()), None),
-        Some(p) => {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let t = tempfile::NamedTempFile::new_in(dir)?;
-            (Box::new(t.reopen()?), Some((t, p.clone())))
-        }
-    };
-    let mut w = BufWriter::with_capacity(1 << 20, sink);
-    let report =
-        prepare_cloudtrail_paths(&a.paths, a.any_name, &opts, a.threads.unwrap_or(0), &mut w)?;
-    w.flush()?;
-    drop(w);
+    let mut tuples = tuple_destination(a.output.as_deref(), a.pairs.as_deref())?;
+    let mut agg = a.pairs.as_ref().map(|_| PairAggregate::new());
+    let report = prepare_cloudtrail_paths(
+        &a.paths,
+        a.any_name,
+        &opts,
+        a.threads.unwrap_or(0),
+        Outputs {
+            tuples: tuples.as_mut().map(|(_, w)| w),
+            pairs: agg.as_mut(),
+        },
+    )?;
     let mut by_reason = std::collections::BTreeMap::<&str, usize>::new();
     for (p, why) in &report.skipped {
         *by_reason.entry(why).or_default() += 1;
@@ -320,30 +449,25 @@ fn cloudtrail(a: CloudTrailArgs) -> anyhow::Result<()> {
         eprintln!("FAILED {f}");
     }
     let secs = report.seconds;
-    eprintln!(
-        "{}",
-        serde_json::json!({
-            "files": report.files,
-            "files_failed": report.failed.len(),
-            "files_skipped": by_reason,
-            "stats": report.stats,
-            "seconds": (secs * 1000.0).round() / 1000.0,
-            "uncompressed_mb_per_s": ((report.stats.bytes_in as f64 / 1e6 / secs) * 10.0).round() / 10.0,
-        })
+    let mut summary = serde_json::json!({
+        "files": report.files,
+        "files_failed": report.failed.len(),
+        "files_skipped": by_reason,
+        "stats": report.stats,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "uncompressed_mb_per_s": ((report.stats.bytes_in as f64 / 1e6 / secs) * 10.0).round() / 10.0,
+    });
+    let result = finish_outputs(
+        tuples,
+        a.pairs.as_deref().zip(agg.as_ref()),
+        report.failed.len(),
+        report.files,
     );
-    if !report.failed.is_empty() {
-        // No half output: the temporary file is dropped, the target left untouched.
-        anyhow::bail!(
-            "{} of {} files failed; no output written",
-            report.failed.len(),
-            report.files
-        );
+    if let Ok(Some(p)) = &result {
+        summary["pair_file"] = p.clone();
     }
-    if let Some((t, dest)) = tmp {
-        t.persist(&dest)
-            .with_context(|| format!("writing {}", dest.display()))?;
-    }
-    Ok(())
+    eprintln!("{summary}");
+    result.map(|_| ())
 }
 
 /// OCSF files under `paths`, in a stable order.
@@ -377,26 +501,48 @@ fn collect_ocsf_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// One OCSF file's tuples: Parquet when it starts with `PAR1`, JSON lines otherwise.
+/// One OCSF file's tuples: Parquet when it starts with `PAR1`, OCSF JSON otherwise.
 fn prepare_ocsf_file(
     path: &Path,
     mapping: &ipsight_formats::ocsf::OcsfMapping,
     limits: &ipsight_formats::ocsf::JsonLimits,
-) -> Result<(Vec<u8>, ipsight_formats::ocsf::OcsfStats), String> {
-    use ipsight_formats::ocsf::{read_json_lines, read_parquet};
+    tuples: bool,
+    pairs: bool,
+    ipv6: Ipv6Tuples,
+) -> Result<
+    (
+        Vec<u8>,
+        Option<PairAggregate>,
+        ipsight_formats::ocsf::OcsfStats,
+    ),
+    String,
+> {
+    use ipsight_formats::ocsf::{read_json, read_parquet};
     use std::io::Read;
     let mut f = File::open(path).map_err(|e| e.to_string())?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
+    let mut agg = pairs.then(PairAggregate::new);
+    // IPv6 pairs set aside are counted by the reader's `ipv6` (reported as `ipv6_set_aside`).
     let mut write = |p: ipsight_formats::ocsf::OcsfPair| {
-        ipsight_formats::tuples::write_tuple(&mut out, &p.entity, p.ip).expect("writing to a Vec")
+        if p.ip.is_ipv6() && ipv6 == Ipv6Tuples::SetAside {
+            return;
+        }
+        if tuples {
+            ipsight_formats::tuples::write_tuple(&mut out, &p.entity, p.ip)
+                .expect("writing to a Vec");
+        }
+        if let Some(agg) = agg.as_mut() {
+            let time = p.time_ms.map(ipsight_formats::ocsf::format_time_ms);
+            agg.add_event(&p.entity, p.ip, time.as_deref());
+        }
     };
     let stats = if n == 4 && &magic == b"PAR1" {
         read_parquet(f, mapping, &mut write)
     } else {
         let f = File::open(path).map_err(|e| e.to_string())?;
-        read_json_lines(
+        read_json(
             BufReader::with_capacity(64 << 10, f),
             mapping,
             limits,
@@ -404,7 +550,7 @@ fn prepare_ocsf_file(
         )
     }
     .map_err(|e| e.to_string())?;
-    Ok((out, stats))
+    Ok((out, agg, stats))
 }
 
 fn ocsf(a: OcsfArgs) -> anyhow::Result<()> {
@@ -414,72 +560,67 @@ fn ocsf(a: OcsfArgs) -> anyhow::Result<()> {
         "OCSF_IP" => a.ip.clone(),
         "OCSF_ACTOR_CLASSES" => a.actor_classes.clone(),
         "OCSF_CLASSES" => a.classes.clone(),
+        "ENTITY" => a.entity_kind.clone(),
         _ => None,
     })?;
     let limits = ipsight_formats::ocsf::JsonLimits {
         max_uncompressed_bytes: a.max_uncompressed_bytes,
         ..Default::default()
     };
+    let ipv6 = if a.ipv6 {
+        Ipv6Tuples::Keep
+    } else {
+        Ipv6Tuples::SetAside
+    };
     let started = Instant::now();
     let files = collect_ocsf_files(&a.paths)?;
-    let (sink, tmp): (Box<dyn Write>, Option<(tempfile::NamedTempFile, PathBuf)>) = match &a.output
-    {
-        None => (Box::new(std::io::stdout().lock()), None),
-        Some(p) => {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let t = tempfile::NamedTempFile::new_in(dir)?;
-            (Box::new(t.reopen()?), Some((t, p.clone())))
-        }
-    };
-    let mut w = BufWriter::with_capacity(1 << 20, sink);
+    let mut tuples = tuple_destination(a.output.as_deref(), a.pairs.as_deref())?;
+    let mut agg = a.pairs.as_ref().map(|_| PairAggregate::new());
     let mut total = ipsight_formats::ocsf::OcsfStats::default();
     let mut failed = Vec::new();
+    let (want_tuples, want_pairs) = (tuples.is_some(), agg.is_some());
     // Parallel in windows, written in file order: deterministic output, bounded memory.
     for window in files.chunks(rayon::current_num_threads() * 4) {
         let results: Vec<_> = window
             .par_iter()
-            .map(|f| prepare_ocsf_file(f, &mapping, &limits))
+            .map(|f| prepare_ocsf_file(f, &mapping, &limits, want_tuples, want_pairs, ipv6))
             .collect();
         for (f, r) in window.iter().zip(results) {
             match r {
-                Ok((bytes, st)) => {
-                    w.write_all(&bytes)?;
+                Ok((bytes, file_pairs, st)) => {
+                    if let Some((_, w)) = tuples.as_mut() {
+                        w.write_all(&bytes)?;
+                    }
+                    if let (Some(into), Some(p)) = (agg.as_mut(), file_pairs) {
+                        into.merge(&p);
+                    }
                     total.add(&st);
                 }
                 Err(e) => failed.push(format!("{}: {e}", f.display())),
             }
         }
     }
-    w.flush()?;
-    drop(w);
     for f in &failed {
         eprintln!("FAILED {f}");
     }
-    eprintln!(
-        "{}",
-        serde_json::json!({
-            "files": files.len(),
-            "files_failed": failed.len(),
-            "stats": total,
-            "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        })
+    let mut summary = serde_json::json!({
+        "files": files.len(),
+        "files_failed": failed.len(),
+        "stats": total,
+        "ipv6_set_aside": if a.ipv6 { 0 } else { total.ipv6 },
+        "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    });
+    let result = finish_outputs(
+        tuples,
+        a.pairs.as_deref().zip(agg.as_ref()),
+        failed.len(),
+        files.len(),
     );
-    if !failed.is_empty() {
-        // No half output: the temporary file is dropped, the target left untouched.
-        anyhow::bail!(
-            "{} of {} files failed; no output written",
-            failed.len(),
-            files.len()
-        );
+    if let Ok(Some(p)) = &result {
+        summary["pair_file"] = p.clone();
     }
-    if let Some((t, dest)) = tmp {
-        t.persist(&dest)
-            .with_context(|| format!("writing {}", dest.display()))?;
-    }
-    Ok(())
+    eprintln!("{summary}");
+    result.map(|_| ())
 }
 
 #[cfg(test)]

@@ -22,9 +22,17 @@ enum Cmd {
         /// IAM role SageMaker assumes (reads the data, writes the model)
         #[arg(long)]
         role: String,
-        /// s3:// prefix of training tuple CSVs (e.g. the preparer's train/cloudtrail/)
+        /// s3:// prefix of training tuple CSVs (e.g. the preparer's train/cloudtrail/). Copied first
+        /// into the IPv4-only channel under --channel-prefix (IPv6 tuples, which the built-in
+        /// algorithm cannot read, counted and left out), as the scheduled retrain does
         #[arg(long)]
         train: String,
+        /// Where the copies go, in --train's bucket: <prefix>dt=<today>/ (validation: <prefix>validation/dt=<today>/)
+        #[arg(long, default_value = "sagemaker/train/")]
+        channel_prefix: String,
+        /// Hand --train and --validation to SageMaker as they are (they hold IPv4 tuples only)
+        #[arg(long)]
+        as_is: bool,
         /// s3:// prefix of validation tuple CSVs (SageMaker reports validation:discriminator_auc)
         #[arg(long)]
         validation: Option<String>,
@@ -93,6 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     name,
                     role,
                     train,
+                    channel_prefix,
+                    as_is,
                     validation,
                     output,
                     instance_type,
@@ -102,6 +112,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     hyperparameters,
                     wait,
                 } => {
+                    let (train, validation) = if as_is {
+                        (train, validation)
+                    } else {
+                        let store = ipsight_aws::S3Store::from_conf(&conf);
+                        let train = ipv4_channel(&store, &train, &channel_prefix).await?;
+                        let validation = match validation {
+                            Some(v) => Some(
+                                ipv4_channel(&store, &v, &format!("{channel_prefix}validation/"))
+                                    .await?,
+                            ),
+                            None => None,
+                        };
+                        (train, validation)
+                    };
                     let job = TrainingJob {
                         name: name.clone(),
                         role_arn: role,
@@ -149,4 +173,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         })
+}
+
+/// Copies the tuple CSVs under an `s3://` prefix into the IPv4-only channel beside it
+/// ([`ipsight_retrain::run::copy_prefix_to_channel`]), prints the counts, returns the channel URI.
+async fn ipv4_channel(
+    store: &ipsight_aws::S3Store,
+    uri: &str,
+    channel_prefix: &str,
+) -> anyhow::Result<String> {
+    let (bucket, prefix) = ipsight_aws::config::parse_s3_uri(uri)
+        .with_context(|| format!("{uri:?}: expected s3://bucket/prefix/"))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let (channel, counts) = ipsight_retrain::run::copy_prefix_to_channel(
+        store,
+        bucket,
+        prefix,
+        channel_prefix,
+        now_ms,
+        &std::env::temp_dir(),
+    )
+    .await
+    .with_context(|| format!("copying {uri} into SageMaker's IPv4 channel"))?;
+    eprintln!("{counts}");
+    Ok(channel)
 }

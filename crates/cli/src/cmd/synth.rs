@@ -29,6 +29,10 @@ enum What {
         /// Organization trail layout (`AWSLogs/o-…/<acct>/CloudTrail/…`)
         #[arg(long)]
         organization: bool,
+        /// A dual-stack organisation: most homes, offices and some hotels call AWS over IPv6
+        /// (delegated /56s, office /48s, daily privacy addresses); `prepare cloudtrail --ipv6` keeps them
+        #[arg(long)]
+        dual_stack: bool,
     },
     /// A multi-file trail of about BYTES of uncompressed JSON (throughput benchmarks)
     BenchTrail {
@@ -63,6 +67,11 @@ enum What {
         /// Instead of normal pairs, N pairs of known entities from IP ranges they never use
         #[arg(long)]
         anomalous: Option<usize>,
+        /// A dual-stack organisation: normal pairs include IPv6 (as `prepare cloudtrail --ipv6`
+        /// gives, in time order), and --anomalous draws IPv6 anomalies for IPv6 users too (half from
+        /// random addresses, half from their own ISP's /32 but another customer's prefix)
+        #[arg(long)]
+        dual_stack: bool,
     },
 }
 
@@ -74,8 +83,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             users,
             days,
             organization,
+            dual_stack,
         } => {
-            let world = World::new(SynthConfig::new(seed, users, days));
+            let world = World::new(config(dual_stack, seed, users, days));
             let opts = CloudTrailOptions {
                 organization_trail: organization,
                 ..Default::default()
@@ -99,13 +109,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             from,
             to,
             anomalous,
+            dual_stack,
         } => {
             use std::io::Write;
-            let world = World::new(SynthConfig::new(seed, users, days));
+            use std::net::IpAddr;
+            let world = World::new(config(dual_stack, seed, users, days));
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            let pairs: Box<dyn Iterator<Item = (String, std::net::Ipv4Addr)>> = match anomalous {
-                Some(n) => Box::new(world.anomalous_pairs(n, seed ^ 0xa5a5).into_iter()),
-                None => Box::new(world.normal_pairs(from..to.unwrap_or(days))),
+            let v4 = |v: Vec<(String, std::net::Ipv4Addr)>| {
+                v.into_iter()
+                    .map(|(e, ip)| (e, IpAddr::from(ip)))
+                    .collect::<Vec<_>>()
+            };
+            let v6 = |v: Vec<(String, std::net::Ipv6Addr)>| {
+                v.into_iter()
+                    .map(|(e, ip)| (e, IpAddr::from(ip)))
+                    .collect::<Vec<_>>()
+            };
+            let pairs: Box<dyn Iterator<Item = (String, IpAddr)>> = match (anomalous, dual_stack) {
+                (Some(n), false) => {
+                    Box::new(v4(world.anomalous_pairs(n, seed ^ 0xa5a5)).into_iter())
+                }
+                (Some(n), true) => {
+                    // Half IPv4, a quarter random IPv6, a quarter the same-ISP hard case.
+                    let mut all = v4(world.anomalous_pairs(n - n / 2, seed ^ 0xa5a5));
+                    all.extend(v6(world.ipv6_random_pairs(n / 4, seed ^ 0xa5a5)));
+                    all.extend(v6(world.ipv6_same_isp_pairs(n / 2 - n / 4, seed ^ 0xa5a5)));
+                    Box::new(all.into_iter())
+                }
+                (None, false) => Box::new(
+                    world
+                        .normal_pairs(from..to.unwrap_or(days))
+                        .map(|(e, ip)| (e, ip.into())),
+                ),
+                (None, true) => Box::new(
+                    world
+                        .normal_pairs_dual_in_time_order(from..to.unwrap_or(days))
+                        .into_iter(),
+                ),
             };
             for (e, ip) in pairs {
                 ipsight_formats::tuples::write_tuple(&mut w, &e, ip)?;
@@ -114,6 +154,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn config(dual_stack: bool, seed: u64, users: u32, days: u32) -> SynthConfig {
+    if dual_stack {
+        SynthConfig::dual_stack(seed, users, days)
+    } else {
+        SynthConfig::new(seed, users, days)
+    }
 }
 
 fn report(s: &ipsight_synth::Summary) {
@@ -125,6 +173,7 @@ fn report(s: &ipsight_synth::Summary) {
             "insight_files": s.insight_files,
             "records": s.records,
             "expected_tuples": s.expected_tuples,
+            "ipv6_records": s.skipped.ipv6,
             "uncompressed_bytes": s.uncompressed_bytes,
             "compressed_bytes": s.compressed_bytes,
         })

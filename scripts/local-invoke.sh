@@ -149,7 +149,9 @@ def response(name):
 
 # -------- expected values, computed here from the raw inputs (independently of the Rust code)
 def cloudtrail_tuples(records):
-    """The ARCHITECTURE.md normalisation: one `entity,ip` per record with a principal and an IPv4."""
+    """The ARCHITECTURE.md normalisation: one `entity,ip` per record with a principal and an IP
+    address; IPv6 too, as the Lambda's default `IPV6=keep` writes it (RFC 5952 text, which Python's
+    `str` gives; `::ffff:a.b.c.d` is the IPv4 host)."""
     out = []
     for r in records:
         u = r.get("userIdentity") or {}
@@ -162,8 +164,11 @@ def cloudtrail_tuples(records):
             ip = ipaddress.ip_address(r.get("sourceIPAddress") or "")
         except ValueError:
             continue
-        if ip.version != 4:
-            continue
+        if ip.version == 6:
+            if ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            elif ip.is_multicast or ip.is_unspecified:
+                continue
         out.append(f"{pid},{ip}")
     return sorted(out)
 

@@ -12,7 +12,8 @@
 //! ```
 //! with every weight `≥ 0`. IPv6 pairs have their own bias offset, dot-product term (standardised
 //! on IPv6 rows), breadth (/32s) and a `w_network · ln(1 + other entities that used this /32)`
-//! term ([`FamilyTerms`]); levels are per family already. Per-family terms because IPv6 dot
+//! term, and a penalty `w_unknown` when no entity of the organisation ever used the /32 (the
+//! entity included) ([`FamilyTerms`]); levels are per family already. Per-family terms because IPv6 dot
 //! products come from hashed prefix rows with another distribution and reliability, and one
 //! shared weight fitted mostly on IPv4 let them outweigh IPv6 history. Adding history to the entity only adds non-negative level terms, widens
 //! its breadth and switches the "other principals' address" penalty off, so a pair seen at the address
@@ -88,6 +89,14 @@ pub struct FamilyTerms {
     /// in its exact /8 and /16 rows; IPv6's hashed prefix rows do not.
     #[serde(default)]
     pub network_weight: f64,
+    /// `≥ 0`: penalty when neither the entity nor any other entity ever used the address's /32 —
+    /// address space the whole organisation has never been seen from. Its own term because the
+    /// embedding's hashed IPv6 rows for such a prefix are untrained noise, while a new trip's hotel
+    /// /64 sits in an ISP some colleagues use (a never-seen pair either way, but not alike), and
+    /// `network_weight` alone is fitted near 0: among held-back pairs and their negatives, a /32
+    /// that others used is as common for other principals' addresses as for normal activity.
+    #[serde(default)]
+    pub unknown_network_weight: f64,
 }
 
 const BREADTH: usize = 2 + 2 * LEVEL_CODES;
@@ -98,10 +107,16 @@ const V6_BIAS: usize = PERSONAL + 1;
 const V6_DOT: usize = V6_BIAS + 1;
 const V6_BREADTH: usize = V6_DOT + 1;
 const V6_NETWORK: usize = V6_BREADTH + 1;
-const PARAMS: usize = V6_NETWORK + 1;
+const V6_UNKNOWN: usize = V6_NETWORK + 1;
+const PARAMS: usize = V6_UNKNOWN + 1;
 
 fn is_v6(lookup: &Lookup) -> bool {
     lookup.levels[0].code == V6_LEVELS[0].code
+}
+
+/// An IPv6 address whose /32 no entity of the organisation ever used (the entity included).
+fn unknown_network(lookup: &Lookup) -> bool {
+    lookup.network_others == 0 && lookup.best().is_none()
 }
 
 impl Combiner {
@@ -139,6 +154,7 @@ impl Combiner {
                 x[V6_DOT] = (dot as f64 - t.dot_center) / t.dot_scale;
                 x[V6_BREADTH] = breadth;
                 x[V6_NETWORK] = (1.0 + lookup.network_others as f64).ln();
+                x[V6_UNKNOWN] = -f64::from(u8::from(unknown_network(lookup)));
             }
             _ => {
                 x[1] = (dot as f64 - self.dot_center) / self.dot_scale;
@@ -174,6 +190,7 @@ impl Combiner {
             t.dot_weight = p[V6_DOT];
             t.breadth_weight = p[V6_BREADTH];
             t.network_weight = p[V6_NETWORK];
+            t.unknown_network_weight = p[V6_UNKNOWN];
         }
     }
 
@@ -188,6 +205,11 @@ impl Combiner {
                     + t.dot_weight * (dot as f64 - t.dot_center) / t.dot_scale
                     + t.breadth_weight * breadth
                     + t.network_weight * (1.0 + lookup.network_others as f64).ln()
+                    - if unknown_network(lookup) {
+                        t.unknown_network_weight
+                    } else {
+                        0.0
+                    }
             }
             _ => {
                 self.bias
@@ -236,6 +258,7 @@ pub fn fit(rows: &[FitRow]) -> Combiner {
             dot_weight: 1.0,
             breadth_weight: 0.0,
             network_weight: 0.0,
+            unknown_network_weight: 0.0,
         });
     }
     let pos = rows.iter().filter(|r| r.normal).count().max(1) as f64;
@@ -551,6 +574,9 @@ impl Detector {
             ));
             return s + ".";
         }
+        if is_v6(&v.lookup) && unknown_network(&v.lookup) {
+            s.push_str("; no other principal was seen from this /32 either");
+        }
         if !near.is_empty() {
             s.push_str("; nearest known: ");
             s.push_str(&nearest_text(near));
@@ -809,6 +835,7 @@ mod tests {
         let mut b = BaselineBuilder::new();
         b.add("a", "2a02:1234:ab:cd01::7".parse().unwrap(), 5, None, None);
         b.add("b", "2a02:1234:9:1::1".parse().unwrap(), 5, None, None);
+        b.add("b", "2a05:77:1:1::1".parse().unwrap(), 5, None, None);
         let base = b.build("principal");
         let mut c = Combiner::prior(0.0, 1.0);
         c.events_weight = [0.3; LEVEL_CODES];
@@ -819,6 +846,7 @@ mod tests {
             dot_weight: 0.5,
             breadth_weight: 0.2,
             network_weight: 0.7,
+            unknown_network_weight: 0.9,
         });
         for dot in [-5.0f32, 0.0, 3.0] {
             let s = |ip: &str| c.score(dot, &base.lookup("a", ip.parse().unwrap()));
@@ -832,9 +860,18 @@ mod tests {
             ];
             assert!(order.windows(2).all(|w| w[0] >= w[1]), "{order:?}");
         }
-        // IPv6 uses its own dot term: (dot − 1) / 2 · 0.5 − 0.5, not the shared (dot − 0) / 1 · 1.
+        // IPv6 uses its own dot term: (dot − 1) / 2 · 0.5 − 0.5, not the shared (dot − 0) / 1 · 1;
+        // nobody used 2a03:9999::/32, so the unknown-network penalty applies.
         let none = base.lookup("a", "2a03:9999::1".parse().unwrap());
-        assert!((c.score(3.0, &none) - (0.5 - 0.5 + 0.2 * 2f64.ln())).abs() < 1e-12);
+        assert!((c.score(3.0, &none) - (0.5 - 0.5 + 0.2 * 2f64.ln() - 0.9)).abs() < 1e-12);
+        // A /32 a colleague used (b: 2a05:77::/32) is never seen for `a` too, but known to the
+        // organisation: no penalty, and the network term.
+        let colleagues = base.lookup("a", "2a05:77:2:2::9".parse().unwrap());
+        assert_eq!(colleagues.history(), History::None);
+        assert!(
+            (c.score(3.0, &colleagues) - (0.5 - 0.5 + 0.2 * 2f64.ln() + 0.7 * 2f64.ln())).abs()
+                < 1e-12
+        );
         // Another entity's /32 (b used 2a02:1234::/32 too) counts towards the network term.
         let same_isp = base.lookup("a", "2a02:1234:ff:1::1".parse().unwrap());
         assert_eq!((same_isp.network_others, none.network_others), (1, 0));
@@ -857,7 +894,12 @@ mod tests {
             dot_weight: 0.3,
             breadth_weight: 0.0,
             network_weight: 0.0,
+            unknown_network_weight: 0.0,
         });
+        // A sidecar written before the unknown-network term reads with it at 0.
+        let old = r#"{"bias":0.1,"dot_center":0.0,"dot_scale":1.0,"dot_weight":0.3,"breadth_weight":0.0,"network_weight":0.2}"#;
+        let t: FamilyTerms = serde_json::from_str(old).unwrap();
+        assert_eq!((t.network_weight, t.unknown_network_weight), (0.2, 0.0));
         let back: Combiner = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
     }

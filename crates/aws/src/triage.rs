@@ -2,42 +2,14 @@
 //! databases (`IP_DB_URIS`). One reader each, so both functions honour them the same way.
 use ipsight_core::tuning::Tuning;
 use ipsight_enrich::{AwsRanges, Enricher, IpDb};
-use tokio::io::AsyncReadExt;
 
 use crate::config::{parse_s3_uri, ConfigError, Env};
-use ipsight_ports::{ObjectLister, ObjectRef, ObjectStore, StoreError};
+use ipsight_ports::{read_small, ObjectLister, ObjectRef, ObjectStore};
 
 /// A tuning file is a few KB; this bounds a wrong object, not real use.
 const MAX_TUNING_BYTES: u64 = 1 << 20;
 /// A GeoLite2-City database is ~60 MB; anything far larger is not an IP database.
 const MAX_DATABASE_BYTES: u64 = 512 << 20;
-
-/// Read a whole small object, refusing one larger than `limit`.
-pub async fn read_small(
-    store: &impl ObjectStore,
-    obj: &ObjectRef,
-    limit: u64,
-) -> Result<Vec<u8>, StoreError> {
-    let mut body = store.get(obj).await?;
-    let mut buf = Vec::new();
-    (&mut body.reader)
-        .take(limit + 1)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| StoreError::Other {
-            obj: obj.clone(),
-            op: "GetObject",
-            msg: e.to_string(),
-        })?;
-    if buf.len() as u64 > limit {
-        return Err(StoreError::Other {
-            obj: obj.clone(),
-            op: "GetObject",
-            msg: format!("larger than {limit} bytes"),
-        });
-    }
-    Ok(buf)
-}
 
 /// Read and validate the tuning file. Its errors name the object, the entry and the reason; a
 /// missing object is an error too (a tuning file that silently stopped applying would un-silence

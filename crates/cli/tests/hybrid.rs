@@ -3,27 +3,12 @@
 //! (the contract of issue 11), on the project's synthetic world. Runs the real binary.
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use ipsight_model::Model;
 use ipsight_synth::{SynthConfig, World};
 
-fn ipsight(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ipsight"))
-        .args(args)
-        .output()
-        .expect("running ipsight")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ipsight(args);
-    assert!(
-        out.status.success(),
-        "ipsight {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{ok, run as ipsight};
 
 fn write_training(dir: &Path, world: &World) -> String {
     let path = dir.join("train.csv");

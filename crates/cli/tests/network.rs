@@ -1,27 +1,12 @@
 //! The issue-14 contract of `ipsight score --output ipsight --ip-db FILE [--ip-db FILE]`: each
 //! line gains `network: {asn, as_org, country, ...}` with the values exactly as the databases
 //! (built here with mmdb-writer, in GeoLite2 and IPinfo Lite layouts) hold them.
-use std::process::Command;
 
 use ipsight_testkit::mmdb::write_mmdb;
 use serde_json::{json, Value};
 
-fn ipsight(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ipsight"))
-        .args(args)
-        .output()
-        .expect("running ipsight")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ipsight(args);
-    assert!(
-        out.status.success(),
-        "ipsight {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{ok, run as ipsight};
 
 #[test]
 fn score_lines_carry_the_databases_values() {

@@ -8,22 +8,8 @@ use std::process::Command;
 use ipsight_formats::pairs::{read_pair_file, PAIR_HEADER};
 use ipsight_synth::{time::rfc3339, write_cloudtrail, CloudTrailOptions, SynthConfig, World};
 
-fn ipsight(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ipsight"))
-        .args(args)
-        .output()
-        .expect("running ipsight");
-    assert!(
-        out.status.success(),
-        "ipsight {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{path, succeed as ipsight};
 
 type Pairs = BTreeMap<(String, String), (u64, String, String)>;
 

@@ -2,28 +2,13 @@
 //! real binary: request bodies one per line, within Security Hub's limits, valid against
 //! botocore's service model, network values exactly as the test's own databases hold them, and
 //! the same bytes on a re-run.
-use std::path::Path;
 use std::process::Command;
 
 use ipsight_testkit::mmdb::write_mmdb;
 use serde_json::{json, Value};
 
-fn ipsight(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ipsight"))
-        .args(args)
-        .output()
-        .expect("running ipsight");
-    assert!(
-        out.status.success(),
-        "ipsight {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{path, succeed as ipsight};
 
 /// A GuardDuty finding as the API and EventBridge write it.
 fn finding(id: &str, principal: &str, ip: &str, severity: f64, account: &str) -> Value {

@@ -2,7 +2,9 @@
 //! pretty-printed document) give the tuples `prepare cloudtrail` gives for the raw records under the
 //! same entity definition, and Security Hub's copies of GuardDuty findings give the native tuples.
 use std::path::PathBuf;
-use std::process::Command;
+
+mod common;
+use common::ok as ipsight;
 
 fn fixture(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -11,20 +13,6 @@ fn fixture(p: &str) -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-fn ipsight(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ipsight"))
-        .args(args)
-        .env_remove("ENTITY")
-        .output()
-        .expect("running ipsight");
-    assert!(
-        out.status.success(),
-        "ipsight {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

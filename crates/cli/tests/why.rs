@@ -8,23 +8,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-fn ipsight(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ipsight"))
-        .args(args)
-        .envs(envs.iter().copied())
-        .output()
-        .expect("running ipsight");
-    assert!(
-        out.status.success(),
-        "ipsight {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{path as s, succeed_with as ipsight};
 
 /// A finding record as the extractor writes it.
 fn record(id: &str, entity: &str, ip: &str) -> Value {

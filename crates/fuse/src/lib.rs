@@ -26,10 +26,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 use ipsight_aws::config::Env;
-use ipsight_aws::triage::read_small;
 use ipsight_aws::ScorerSettings;
 use ipsight_core::keys::would_retrigger;
 use ipsight_formats::guardduty::FindingRecord;
+use ipsight_ports::read_small;
 use ipsight_ports::{load_labels, LabelSource, ObjectRef, ObjectStore, Scorer, StoreError};
 use serde_json::{json, Map, Value};
 

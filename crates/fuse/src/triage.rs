@@ -2,8 +2,8 @@
 //! (`SECURITY_HUB=true`) and the new top rows on an EventBridge bus (`PUBLISH_TOP_N`). Databases
 //! and clients are loaded or built once at cold start.
 use ipsight_aws::config::{ConfigError, Env};
-use ipsight_aws::triage::read_small;
 use ipsight_enrich::Enricher;
+use ipsight_ports::read_small;
 use ipsight_ports::{ObjectRef, ObjectStore, StoreError};
 use ipsight_securityhub::Importer;
 use serde::Serialize;

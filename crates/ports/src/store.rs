@@ -4,7 +4,7 @@ use std::path::Path;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// `bucket` + `key` (decoded, as S3 stores it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,4 +91,31 @@ pub enum PutCondition<'a> {
     Absent,
     /// The object is still the version read (`If-Match: <ETag>`, [`ObjectBody::version_tag`]).
     Matches(&'a str),
+}
+
+/// Read a whole small object, refusing one larger than `limit`.
+pub async fn read_small(
+    store: &impl ObjectStore,
+    obj: &ObjectRef,
+    limit: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let mut body = store.get(obj).await?;
+    let mut buf = Vec::new();
+    (&mut body.reader)
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| StoreError::Other {
+            obj: obj.clone(),
+            op: "GetObject",
+            msg: e.to_string(),
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(StoreError::Other {
+            obj: obj.clone(),
+            op: "GetObject",
+            msg: format!("larger than {limit} bytes"),
+        });
+    }
+    Ok(buf)
 }

@@ -3,7 +3,7 @@
 //! and clients are loaded or built once at cold start.
 use ipsight_aws::config::{ConfigError, Env};
 use ipsight_enrich::Enricher;
-use ipsight_ports::read_small;
+use ipsight_ports::{read_small_tagged, PutCondition};
 use ipsight_ports::{ObjectRef, ObjectStore, StoreError};
 use ipsight_securityhub::Importer;
 use serde::Serialize;
@@ -96,20 +96,25 @@ pub struct TopOutcome {
 /// Read the state (none yet: empty), send the report's new top rows, then record them. The
 /// state is written only after `PutEvents` accepted every entry: a failure sends them again on
 /// the retry (same `publish_id`), never loses them. A state that cannot be read (other than
-/// missing) or parsed fails the run rather than re-alerting every row.
+/// missing) or parsed fails the run rather than re-alerting every row. The write is conditional
+/// on the version read (absent, or the same ETag): a second run at the same time (a manual
+/// invocation beside the schedule) cannot overwrite the rows the first one recorded; the loser
+/// fails, and its retry reads the winner's state.
 pub async fn publish_top_rows(
     store: &impl ObjectStore,
     client: &aws_sdk_eventbridge::Client,
     p: &TopPublishing,
     report: &Report,
 ) -> anyhow::Result<TopOutcome> {
-    let before = match read_small(store, &p.state, MAX_STATE_BYTES).await {
-        Ok(body) => PublishedState::parse(&p.state.to_string(), &body)?,
+    let (before, version) = match read_small_tagged(store, &p.state, MAX_STATE_BYTES).await {
+        Ok((body, version)) => (PublishedState::parse(&p.state.to_string(), &body)?, version),
         // S3 answers 403 for a missing key unless ListBucket applies to it: the template grants
         // it on the state key, and a first run may still see 403 where that condition is not
         // evaluated. Either way there is no state yet; a real permission problem surfaces when
         // the state is written.
-        Err(StoreError::NotFound(_) | StoreError::AccessDenied(_)) => PublishedState::default(),
+        Err(StoreError::NotFound(_) | StoreError::AccessDenied(_)) => {
+            (PublishedState::default(), None)
+        }
         Err(e) => return Err(e.into()),
     };
     let plan = top::plan(report, &before, &p.rows);
@@ -123,9 +128,24 @@ pub async fn publish_top_rows(
         .map_err(anyhow::Error::msg)?;
     let state_written = plan.changes(&before);
     if state_written {
-        store
-            .put_bytes(&p.state, plan.state.to_json().into(), "application/json")
+        let cond = version
+            .as_deref()
+            .map_or(PutCondition::Absent, PutCondition::Matches);
+        let written = store
+            .put_bytes_if(
+                &p.state,
+                plan.state.to_json().into(),
+                "application/json",
+                cond,
+            )
             .await?;
+        if !written {
+            anyhow::bail!(
+                "{}: the published-rows state changed while this run published {sent} events \
+                 (another fuse run at the same time?); not overwritten, the retry reads it",
+                p.state
+            );
+        }
     }
     Ok(TopOutcome {
         counts: plan.counts,

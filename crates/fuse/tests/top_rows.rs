@@ -364,3 +364,163 @@ fn configuration() {
         assert!(e.contains(says), "{says}: {e}");
     }
 }
+
+/// The S3 store, plus a second fuse run that records its own published rows right after this run
+/// read the state (once): what happens when a manual invocation runs beside the schedule.
+struct RacingStore<'a> {
+    inner: &'a S3Store,
+    state: ipsight_ports::ObjectRef,
+    /// The other run's row (another each time: the same bytes would keep the same ETag).
+    other_row: String,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+impl ipsight_ports::ObjectStore for RacingStore<'_> {
+    async fn get(
+        &self,
+        obj: &ipsight_ports::ObjectRef,
+    ) -> Result<ipsight_ports::ObjectBody, ipsight_ports::StoreError> {
+        let got = self.inner.get(obj).await;
+        if *obj == self.state && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // The other run's state: what was there (if anything) and one row of its own.
+            let mut other = match ipsight_ports::read_small(self.inner, obj, 1 << 20).await {
+                Ok(body) => PublishedState::parse("state", &body).unwrap(),
+                Err(_) => PublishedState::default(),
+            };
+            other.rows.insert(
+                self.other_row.clone(),
+                top::Published {
+                    band: "HIGH".into(),
+                    risk: 80.0,
+                    first_published: "2026-01-20".into(),
+                    last_published: "2026-01-20".into(),
+                },
+            );
+            self.inner
+                .put_bytes(obj, other.to_json().into(), "application/json")
+                .await
+                .unwrap();
+        }
+        got
+    }
+    async fn put_file(
+        &self,
+        obj: &ipsight_ports::ObjectRef,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), ipsight_ports::StoreError> {
+        self.inner.put_file(obj, path, content_type).await
+    }
+    async fn put_bytes(
+        &self,
+        obj: &ipsight_ports::ObjectRef,
+        body: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<(), ipsight_ports::StoreError> {
+        self.inner.put_bytes(obj, body, content_type).await
+    }
+    async fn copy(
+        &self,
+        from: &ipsight_ports::ObjectRef,
+        to: &ipsight_ports::ObjectRef,
+    ) -> Result<(), ipsight_ports::StoreError> {
+        self.inner.copy(from, to).await
+    }
+    async fn put_bytes_if(
+        &self,
+        obj: &ipsight_ports::ObjectRef,
+        body: bytes::Bytes,
+        content_type: &str,
+        cond: ipsight_ports::PutCondition<'_>,
+    ) -> Result<bool, ipsight_ports::StoreError> {
+        self.inner.put_bytes_if(obj, body, content_type, cond).await
+    }
+}
+
+impl ipsight_ports::ObjectLister for RacingStore<'_> {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, ipsight_ports::StoreError> {
+        self.inner.list(bucket, prefix).await
+    }
+    async fn list_info(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ipsight_ports::ObjectInfo>, ipsight_ports::StoreError> {
+        self.inner.list_info(bucket, prefix).await
+    }
+    async fn head(
+        &self,
+        obj: &ipsight_ports::ObjectRef,
+    ) -> Result<ipsight_ports::ObjectInfo, ipsight_ports::StoreError> {
+        self.inner.head(obj).await
+    }
+}
+
+/// Two runs at once: the state written in between is not overwritten (S3 conditional writes on
+/// moto: `If-None-Match: *` for a first state, `If-Match: <ETag>` after); the run that lost fails
+/// saying so, and its retry keeps the other run's row and records its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_run_state_is_not_overwritten() {
+    let w = world().await;
+    let cfg = w.config(&w.bus);
+    let state_ref = ipsight_ports::ObjectRef::new(&w.bucket, fuse::triage::DEFAULT_STATE_KEY);
+    for (round, (id, principal)) in [("r1", "AIDARACEONE"), ("r2", "AIDARACETWO")]
+        .into_iter()
+        .enumerate()
+    {
+        // Round 0: no state yet (the other run creates it); round 1: a state exists.
+        w.finding(id, principal, "198.51.100.7", 9.0, "2026-01-19T10:00:00Z")
+            .await;
+        let other = format!("123456789012/ipsight/unusual-ip/AIDAOTHERRUN{round}/192.0.2.9");
+        let racing = RacingStore {
+            inner: &w.store,
+            state: state_ref.clone(),
+            other_row: other.clone(),
+            raced: false.into(),
+        };
+        let triage = Triage {
+            events: Some(w.events.clone()),
+            ..Triage::default()
+        };
+        let e = handle_with(
+            &cfg,
+            &racing,
+            None::<&NoScorer>,
+            &triage,
+            json!({"date": "2026-01-20"}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("changed while this run published"),
+            "round {round}: {e}"
+        );
+        let after = w.state().await.unwrap();
+        assert!(after.rows.contains_key(&other), "round {round}: {after:?}");
+        assert!(
+            !after.rows.keys().any(|k| k.contains(principal)),
+            "round {round}: overwritten: {after:?}"
+        );
+        // The events went out before the state write (at least once).
+        assert_eq!(
+            principals(&w.received().await),
+            [principal.to_owned()].into()
+        );
+
+        // The retry reads the other run's state, sends the row again, and records both.
+        let resp = w.run(&cfg, "2026-01-20").await.unwrap();
+        assert_eq!(resp["top_rows"]["sent"], 1, "{resp}");
+        let after = w.state().await.unwrap();
+        assert!(after.rows.contains_key(&other));
+        assert!(
+            after.rows.keys().any(|k| k.contains(principal)),
+            "{after:?}"
+        );
+        w.received().await;
+    }
+}

@@ -29,4 +29,6 @@ pub use reload::ReloadingScorer;
 pub use scorer::{
     History, Nearest, Pair, PrincipalProfile, Score, ScoreError, Scorer, ScorerInitError,
 };
-pub use store::{read_small, ObjectBody, ObjectRef, ObjectStore, PutCondition, StoreError};
+pub use store::{
+    read_small, read_small_tagged, ObjectBody, ObjectRef, ObjectStore, PutCondition, StoreError,
+};

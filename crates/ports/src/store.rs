@@ -99,6 +99,16 @@ pub async fn read_small(
     obj: &ObjectRef,
     limit: u64,
 ) -> Result<Vec<u8>, StoreError> {
+    Ok(read_small_tagged(store, obj, limit).await?.0)
+}
+
+/// [`read_small`] and the version read ([`ObjectBody::version_tag`]), for a later write that must
+/// not overwrite someone else's ([`PutCondition::Matches`]).
+pub async fn read_small_tagged(
+    store: &impl ObjectStore,
+    obj: &ObjectRef,
+    limit: u64,
+) -> Result<(Vec<u8>, Option<String>), StoreError> {
     let mut body = store.get(obj).await?;
     let mut buf = Vec::new();
     (&mut body.reader)
@@ -117,5 +127,5 @@ pub async fn read_small(
             msg: format!("larger than {limit} bytes"),
         });
     }
-    Ok(buf)
+    Ok((buf, body.version_tag))
 }

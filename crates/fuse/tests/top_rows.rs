@@ -8,6 +8,7 @@ use fuse::top::{self, PublishedState, TopRows};
 use fuse::triage::Triage;
 use fuse::{handle_with, Config, NoScorer};
 use ipsight_aws::S3Store;
+use ipsight_ports::ObjectStore;
 use ipsight_testkit::S3Server;
 use serde_json::{json, Value};
 
@@ -365,98 +366,39 @@ fn configuration() {
     }
 }
 
-/// The S3 store, plus a second fuse run that records its own published rows right after this run
-/// read the state (once): what happens when a manual invocation runs beside the schedule.
-struct RacingStore<'a> {
-    inner: &'a S3Store,
+/// A second fuse run that records its own published rows right after this run read the state
+/// (once): what happens when a manual invocation runs beside the schedule.
+struct OtherRun<'a> {
+    store: &'a S3Store,
     state: ipsight_ports::ObjectRef,
     /// The other run's row (another each time: the same bytes would keep the same ETag).
-    other_row: String,
+    row: String,
     raced: std::sync::atomic::AtomicBool,
 }
 
-impl ipsight_ports::ObjectStore for RacingStore<'_> {
-    async fn get(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-    ) -> Result<ipsight_ports::ObjectBody, ipsight_ports::StoreError> {
-        let got = self.inner.get(obj).await;
-        if *obj == self.state && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            // The other run's state: what was there (if anything) and one row of its own.
-            let mut other = match ipsight_ports::read_small(self.inner, obj, 1 << 20).await {
-                Ok(body) => PublishedState::parse("state", &body).unwrap(),
-                Err(_) => PublishedState::default(),
-            };
-            other.rows.insert(
-                self.other_row.clone(),
-                top::Published {
-                    band: "HIGH".into(),
-                    risk: 80.0,
-                    first_published: "2026-01-20".into(),
-                    last_published: "2026-01-20".into(),
-                },
-            );
-            self.inner
-                .put_bytes(obj, other.to_json().into(), "application/json")
-                .await
-                .unwrap();
+impl ipsight_testkit::hooked::AfterGet for OtherRun<'_> {
+    async fn after_get(&self, obj: &ipsight_ports::ObjectRef) {
+        if *obj != self.state || self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
         }
-        got
-    }
-    async fn put_file(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-        path: &std::path::Path,
-        content_type: &str,
-    ) -> Result<(), ipsight_ports::StoreError> {
-        self.inner.put_file(obj, path, content_type).await
-    }
-    async fn put_bytes(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-        body: bytes::Bytes,
-        content_type: &str,
-    ) -> Result<(), ipsight_ports::StoreError> {
-        self.inner.put_bytes(obj, body, content_type).await
-    }
-    async fn copy(
-        &self,
-        from: &ipsight_ports::ObjectRef,
-        to: &ipsight_ports::ObjectRef,
-    ) -> Result<(), ipsight_ports::StoreError> {
-        self.inner.copy(from, to).await
-    }
-    async fn put_bytes_if(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-        body: bytes::Bytes,
-        content_type: &str,
-        cond: ipsight_ports::PutCondition<'_>,
-    ) -> Result<bool, ipsight_ports::StoreError> {
-        self.inner.put_bytes_if(obj, body, content_type, cond).await
-    }
-}
-
-impl ipsight_ports::ObjectLister for RacingStore<'_> {
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> Result<Vec<String>, ipsight_ports::StoreError> {
-        self.inner.list(bucket, prefix).await
-    }
-    async fn list_info(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> Result<Vec<ipsight_ports::ObjectInfo>, ipsight_ports::StoreError> {
-        self.inner.list_info(bucket, prefix).await
-    }
-    async fn head(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-    ) -> Result<ipsight_ports::ObjectInfo, ipsight_ports::StoreError> {
-        self.inner.head(obj).await
+        // The other run's state: what was there (if anything) and one row of its own.
+        let mut other = match ipsight_ports::read_small(self.store, obj, 1 << 20).await {
+            Ok(body) => PublishedState::parse("state", &body).unwrap(),
+            Err(_) => PublishedState::default(),
+        };
+        other.rows.insert(
+            self.row.clone(),
+            top::Published {
+                band: "HIGH".into(),
+                risk: 80.0,
+                first_published: "2026-01-20".into(),
+                last_published: "2026-01-20".into(),
+            },
+        );
+        self.store
+            .put_bytes(obj, other.to_json().into(), "application/json")
+            .await
+            .unwrap();
     }
 }
 
@@ -476,11 +418,14 @@ async fn a_concurrent_run_state_is_not_overwritten() {
         w.finding(id, principal, "198.51.100.7", 9.0, "2026-01-19T10:00:00Z")
             .await;
         let other = format!("123456789012/ipsight/unusual-ip/AIDAOTHERRUN{round}/192.0.2.9");
-        let racing = RacingStore {
+        let racing = ipsight_testkit::hooked::HookedStore {
             inner: &w.store,
-            state: state_ref.clone(),
-            other_row: other.clone(),
-            raced: false.into(),
+            hook: OtherRun {
+                store: &w.store,
+                state: state_ref.clone(),
+                row: other.clone(),
+                raced: false.into(),
+            },
         };
         let triage = Triage {
             events: Some(w.events.clone()),

@@ -273,79 +273,18 @@ async fn a_bad_tuning_file_fails_the_invocation_naming_entry_and_reason() {
 /// S3 with a gate: the first two reads of an alert mark wait for each other, so two invocations
 /// both see "no mark yet" before either writes — the race of two objects carrying the same new
 /// pair at the same moment, made certain instead of likely.
-struct Gated {
-    inner: S3Store,
+struct Gate {
     gate: tokio::sync::Barrier,
     gated: std::sync::atomic::AtomicUsize,
 }
 
-impl ipsight_ports::ObjectStore for Gated {
-    async fn get(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-    ) -> Result<ipsight_ports::ObjectBody, ipsight_ports::StoreError> {
-        let r = self.inner.get(obj).await;
+impl ipsight_testkit::hooked::AfterGet for Gate {
+    async fn after_get(&self, obj: &ipsight_ports::ObjectRef) {
         if obj.key.starts_with("alert-state/")
             && self.gated.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
         {
             self.gate.wait().await;
         }
-        r
-    }
-    async fn put_file(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-        path: &std::path::Path,
-        content_type: &str,
-    ) -> Result<(), ipsight_ports::StoreError> {
-        self.inner.put_file(obj, path, content_type).await
-    }
-    async fn put_bytes(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-        body: bytes::Bytes,
-        content_type: &str,
-    ) -> Result<(), ipsight_ports::StoreError> {
-        self.inner.put_bytes(obj, body, content_type).await
-    }
-    async fn copy(
-        &self,
-        from: &ipsight_ports::ObjectRef,
-        to: &ipsight_ports::ObjectRef,
-    ) -> Result<(), ipsight_ports::StoreError> {
-        self.inner.copy(from, to).await
-    }
-    async fn put_bytes_if(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-        body: bytes::Bytes,
-        content_type: &str,
-        cond: ipsight_ports::PutCondition<'_>,
-    ) -> Result<bool, ipsight_ports::StoreError> {
-        self.inner.put_bytes_if(obj, body, content_type, cond).await
-    }
-}
-
-impl ipsight_ports::ObjectLister for Gated {
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> Result<Vec<String>, ipsight_ports::StoreError> {
-        self.inner.list(bucket, prefix).await
-    }
-    async fn list_info(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> Result<Vec<ipsight_ports::ObjectInfo>, ipsight_ports::StoreError> {
-        self.inner.list_info(bucket, prefix).await
-    }
-    async fn head(
-        &self,
-        obj: &ipsight_ports::ObjectRef,
-    ) -> Result<ipsight_ports::ObjectInfo, ipsight_ports::StoreError> {
-        self.inner.head(obj).await
     }
 }
 
@@ -370,10 +309,13 @@ async fn concurrent_objects_with_the_same_new_pair_alert_once() {
         ("TUNING_URI", &format!("s3://{data}/config/tuning.toml")),
     ]))
     .unwrap();
-    let store = Gated {
-        inner: S3Store::from_conf(&s3.sdk_config()),
-        gate: tokio::sync::Barrier::new(2),
-        gated: Default::default(),
+    let real = S3Store::from_conf(&s3.sdk_config());
+    let store = ipsight_testkit::hooked::HookedStore {
+        inner: &real,
+        hook: Gate {
+            gate: tokio::sync::Barrier::new(2),
+            gated: Default::default(),
+        },
     };
     let scorer = EmbeddedScorer::new(model());
     let key = |n: &str| {
@@ -394,7 +336,7 @@ async fn concurrent_objects_with_the_same_new_pair_alert_once() {
         assert_eq!(r["batchItemFailures"], json!([]), "{r}");
     }
     assert_eq!(
-        store.gated.load(std::sync::atomic::Ordering::SeqCst),
+        store.hook.gated.load(std::sync::atomic::Ordering::SeqCst),
         3,
         "both read the missing mark, then the loser read the winner's"
     );

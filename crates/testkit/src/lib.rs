@@ -5,6 +5,7 @@
 //! run), tests use it; otherwise the first test of a binary starts a private `moto_server` on a free
 //! loopback port, shared by that binary's tests and killed when the binary exits.
 pub mod events;
+pub mod hooked;
 pub mod mmdb;
 
 use std::net::TcpListener;

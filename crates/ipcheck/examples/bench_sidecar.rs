@@ -99,6 +99,7 @@ async fn main() {
         baseline: b.build(model.entity_definition()),
         combiner: Combiner::prior(0.0, 1.0),
         combined_calibration: Calibration::default(),
+        combined_calibration_v6: None,
         embedding_calibration: Calibration::default(),
         fit: FitInfo {
             model_fingerprint: Some(model.fingerprint()),

@@ -61,6 +61,7 @@ fn main() {
         baseline: b.build("principal"),
         combiner: Combiner::prior(0.0, 1.0),
         combined_calibration: Calibration::from_scores(&mut z.clone()),
+        combined_calibration_v6: None,
         embedding_calibration: Calibration::from_scores(&mut z),
         fit: FitInfo::default(),
     };

@@ -420,12 +420,22 @@ pub const MIN_CALIBRATION_DAYS: u32 = 7;
 pub struct Detector {
     pub baseline: Baseline,
     pub combiner: Combiner,
-    /// Quantiles of the combined score over held-back recent pairs.
+    /// Quantiles of the combined score over held-back recent pairs (IPv4's alone when
+    /// [`Detector::combined_calibration_v6`] is set).
     pub combined_calibration: Calibration,
-    /// Quantiles of the dot product over the same pairs.
+    /// IPv6 pairs' own: the combined score's quantiles over the held-back IPv6 pairs, when there
+    /// are at least [`MIN_FAMILY_CALIBRATION_PAIRS`] distinct ones. Why apart: IPv6's held-back
+    /// pairs are a minority whose novelty differs (privacy addresses rotate daily inside known
+    /// /64s), and one shared calibration let a 5% budget flag up to 11.8% of later IPv6 activity.
+    pub combined_calibration_v6: Option<Calibration>,
+    /// Quantiles of the dot product over the same pairs (both families).
     pub embedding_calibration: Calibration,
     pub fit: FitInfo,
 }
+
+/// Distinct held-back IPv6 pairs needed for IPv6's own calibration
+/// ([`Detector::combined_calibration_v6`]); fewer and both families share one.
+pub const MIN_FAMILY_CALIBRATION_PAIRS: usize = 200;
 
 /// Pairs whose history lookups are prefetched together ([`Baseline::prefetch`] takes up to 32).
 const PREFETCH_BATCH: usize = 16;
@@ -460,7 +470,7 @@ impl Detector {
                 NewPrincipals::Ignore => 0.0,
             }
         } else {
-            unusualness(&self.combined_calibration, combined)
+            unusualness(self.calibration_for(&lookup), combined)
         };
         Verdict {
             dot_product: dot,
@@ -543,6 +553,14 @@ impl Detector {
     /// [`unusualness`]).
     pub fn is_calibrated(&self) -> bool {
         !self.combined_calibration.is_empty()
+    }
+
+    /// The combined score's calibration for a pair of this family.
+    fn calibration_for(&self, lookup: &Lookup) -> &Calibration {
+        match &self.combined_calibration_v6 {
+            Some(c) if is_v6(lookup) => c,
+            _ => &self.combined_calibration,
+        }
     }
 
     /// A warning when the budgets cannot be trusted to hold: the input spanned fewer than
@@ -791,16 +809,32 @@ pub fn fit_detector<S: AsRef<str> + Sync>(
         let center = known.iter().map(|r| r.dot as f64).sum::<f64>() / n;
         Combiner::prior(center, 1.0)
     };
-    let mut z: Vec<f32> = known
-        .iter()
-        .map(|r| combiner.score(r.dot, &r.lookup) as f32)
-        .collect();
     let mut d: Vec<f32> = known.iter().map(|r| r.dot).collect();
     let n = info.held_back_distinct_pairs;
+    let score = |rows: &mut dyn Iterator<Item = &FitRow>| -> Vec<f32> {
+        rows.map(|r| combiner.score(r.dot, &r.lookup) as f32)
+            .collect()
+    };
+    let distinct_v6 = distinct.iter().filter(|(_, ip)| ip.is_ipv6()).count();
+    let (combined_calibration, combined_calibration_v6) =
+        if distinct_v6 >= MIN_FAMILY_CALIBRATION_PAIRS && distinct_v6 < distinct.len() {
+            let mut z4 = score(&mut known.iter().filter(|r| !is_v6(&r.lookup)));
+            let mut z6 = score(&mut known.iter().filter(|r| is_v6(&r.lookup)));
+            (
+                Calibration::conservative(&mut z4, n - distinct_v6 as u64),
+                Some(Calibration::conservative(&mut z6, distinct_v6 as u64)),
+            )
+        } else {
+            (
+                Calibration::conservative(&mut score(&mut known.iter()), n),
+                None,
+            )
+        };
     Detector {
         baseline: full,
         combiner,
-        combined_calibration: Calibration::conservative(&mut z, n),
+        combined_calibration,
+        combined_calibration_v6,
         embedding_calibration: Calibration::conservative(&mut d, n),
         fit: info,
     }
@@ -943,6 +977,7 @@ mod tests {
             baseline: b.build("principal"),
             combiner: Combiner::prior(0.0, 1.0),
             combined_calibration: Calibration::default(),
+            combined_calibration_v6: None,
             embedding_calibration: Calibration::default(),
             fit: FitInfo::default(),
         };
@@ -967,6 +1002,42 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_pairs_use_their_own_calibration() {
+        let mut b = BaselineBuilder::new();
+        b.add("e", "192.0.2.1".parse().unwrap(), 3, None, None);
+        b.add("e", "2a02:1234:ab:cd01::7".parse().unwrap(), 3, None, None);
+        let base = b.build("principal");
+        let mut low: Vec<f32> = (0..100).map(|i| i as f32 / 10.0 - 20.0).collect();
+        let mut high: Vec<f32> = (0..100).map(|i| i as f32 / 10.0 + 20.0).collect();
+        let mut det = Detector {
+            baseline: base,
+            combiner: Combiner::prior(0.0, 1.0),
+            combined_calibration: Calibration::from_scores(&mut low.clone()),
+            combined_calibration_v6: Some(Calibration::from_scores(&mut high)),
+            embedding_calibration: Calibration::from_scores(&mut low),
+            fit: FitInfo::default(),
+        };
+        let v4 = det.judge("e", "192.0.2.1".parse().unwrap(), 0.0, NewPrincipals::Alert);
+        let v6 = det.judge(
+            "e",
+            "2a02:1234:ab:cd01::7".parse().unwrap(),
+            0.0,
+            NewPrincipals::Alert,
+        );
+        // Both score far above IPv4's calibration (normal); IPv6's own places them far below.
+        assert_eq!(v4.unusual_percentile, 0.0, "{v4:?}");
+        assert_eq!(v6.unusual_percentile, 100.0, "{v6:?}");
+        det.combined_calibration_v6 = None;
+        let shared = det.judge(
+            "e",
+            "2a02:1234:ab:cd01::7".parse().unwrap(),
+            0.0,
+            NewPrincipals::Alert,
+        );
+        assert_eq!(shared.unusual_percentile, 0.0, "{shared:?}");
+    }
+
+    #[test]
     fn judge_many_is_judge_in_order() {
         let mut b = BaselineBuilder::new();
         for k in 0..50u8 {
@@ -984,6 +1055,7 @@ mod tests {
             baseline: base,
             combiner: Combiner::prior(0.0, 1.0),
             combined_calibration: Calibration::from_scores(&mut z.clone()),
+            combined_calibration_v6: None,
             embedding_calibration: Calibration::from_scores(&mut z),
             fit: FitInfo::default(),
         };
@@ -1070,6 +1142,7 @@ mod tests {
             baseline: b.build("principal"),
             combiner: Combiner::prior(0.0, 1.0),
             combined_calibration: Calibration::conservative(&mut z.clone(), 40),
+            combined_calibration_v6: None,
             embedding_calibration: Calibration::conservative(&mut z, 40),
             fit: FitInfo::default(),
         };

@@ -84,6 +84,9 @@ struct Header {
     names_bytes: u64,
     combiner: Combiner,
     combined_calibration: Calibration,
+    /// IPv6's own (sidecars before it: none, one calibration for both families).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    combined_calibration_v6: Option<Calibration>,
     embedding_calibration: Calibration,
     fit: FitInfo,
 }
@@ -130,6 +133,7 @@ impl Detector {
             names_bytes: b.names.len() as u64,
             combiner: self.combiner.clone(),
             combined_calibration: self.combined_calibration.clone(),
+            combined_calibration_v6: self.combined_calibration_v6.clone(),
             embedding_calibration: self.embedding_calibration.clone(),
             fit: self.fit.clone(),
         };
@@ -318,6 +322,7 @@ impl Detector {
             baseline,
             combiner: h.combiner,
             combined_calibration: h.combined_calibration,
+            combined_calibration_v6: h.combined_calibration_v6,
             embedding_calibration: h.embedding_calibration,
             fit: h.fit,
         })

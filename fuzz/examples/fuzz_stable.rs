@@ -254,9 +254,19 @@ fn real_samples(name: &str) -> Vec<Vec<u8>> {
         "notification" => "aws-event-fixtures",
         _ => return Vec::new(),
     };
-    let root = std::env::var_os("IPSIGHT_REAL_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real"));
+    // The tests' rule (`ipsight_testkit::real_data`, not a dependency of this separate workspace):
+    // a directory named on purpose must exist; the default beside the clone may be absent.
+    let root = match std::env::var_os("IPSIGHT_REAL_DATA").map(std::path::PathBuf::from) {
+        Some(dir) => {
+            assert!(
+                dir.is_dir(),
+                "IPSIGHT_REAL_DATA={} is not a directory",
+                dir.display()
+            );
+            dir
+        }
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real"),
+    };
     let dir = root.join(sub);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         eprintln!("skipped: real {name} samples ({} not found)", dir.display());
